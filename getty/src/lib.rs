@@ -1,0 +1,1 @@
+//! getty (placeholder; see README).

@@ -1,0 +1,1 @@
+//! metadata (placeholder; see README).

@@ -1,0 +1,1 @@
+//! service (placeholder; see README).

@@ -1,0 +1,1 @@
+//! vsock-forwarder (placeholder; see README).

@@ -1,0 +1,1 @@
+//! Build tooling: blueprint assembler, image store, VM runner.
