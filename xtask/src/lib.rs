@@ -3,8 +3,52 @@
 
 pub mod assemble;
 pub mod blueprint;
+pub mod build;
 pub mod cpio;
 pub mod debian;
+pub mod images;
+pub mod kernel;
 pub mod oci_config;
 pub mod store;
 pub mod vm;
+
+use std::path::PathBuf;
+
+/// Where the tooling keeps its files: everything generated lives under `out/` in the workspace.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The workspace root.
+    pub workspace: PathBuf,
+}
+
+impl Paths {
+    /// The paths of the workspace this crate belongs to (`GUESTKIT_OUT` moves `out/`).
+    pub fn new() -> Self {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let workspace = manifest.parent().map(PathBuf::from).unwrap_or(manifest);
+        Self { workspace }
+    }
+
+    /// The directory for generated files.
+    pub fn out(&self) -> PathBuf {
+        std::env::var_os("GUESTKIT_OUT")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.workspace.join("out"))
+    }
+
+    /// The local image store.
+    pub fn store(&self) -> PathBuf {
+        self.out().join("images")
+    }
+
+    /// The Debian package cache.
+    pub fn debs(&self) -> PathBuf {
+        self.out().join("debs")
+    }
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,278 @@
+//! The images the example blueprints use, written into the local image store as directory images
+//! (`<store>/<org>/<name>/<tag>/{rootfs/,image.json}`):
+//!
+//! | ref | contents |
+//! |---|---|
+//! | `debian/kernel` | see [`crate::kernel`] |
+//! | `debian/busybox` | busybox-static with every applet linked: the base for test containers |
+//! | `guestkit/init` | our `/init` and `/usr/bin/service`, busybox, the `000-issue` and `005-volumes` hooks |
+//! | `guestkit/runc` | Debian's runc with its libraries, the `010-onboot` and `010-onshutdown` hooks |
+//! | `guestkit/containerd` | Debian's containerd, shim and ctr, `/etc/containerd/config.toml`, the `020-containerd` hook |
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::debian::{self, DebianError, PackageCache};
+
+/// Errors while composing images.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// Fetching or unpacking a package failed.
+    #[error(transparent)]
+    Debian(#[from] DebianError),
+    /// `cargo build` of the guest binaries failed.
+    #[error("building the guest binaries failed ({0})")]
+    Cargo(std::process::ExitStatus),
+    /// A filesystem operation failed.
+    #[error("{op} {path}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + use<> {
+    let path = path.to_path_buf();
+    move |source| ImageError::Io { op, path, source }
+}
+
+/// The guest programs, built static for musl.
+pub const GUEST_CRATES: &[&str] = &["init", "service"];
+
+/// The musl target the guest binaries are built for.
+pub const GUEST_TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// Builds the static guest binaries in release mode and returns the directory holding them.
+pub fn build_guest_binaries(workspace: &Path) -> Result<PathBuf, ImageError> {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"));
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "--target", GUEST_TARGET]);
+    for krate in GUEST_CRATES {
+        cmd.args(["-p", krate]);
+    }
+    let status = cmd.status().map_err(io("running cargo in", workspace))?;
+    if !status.success() {
+        return Err(ImageError::Cargo(status));
+    }
+    Ok(target_dir.join(GUEST_TARGET).join("release"))
+}
+
+/// A directory image being written into the store.
+#[derive(Debug)]
+pub struct ImageDir {
+    root: PathBuf,
+}
+
+impl ImageDir {
+    /// Starts `<store>/<reference>` afresh (`reference` is `org/name/tag`).
+    pub fn create(store: &Path, reference: &str) -> Result<Self, ImageError> {
+        let root = store.join(reference);
+        if root.exists() {
+            fs::remove_dir_all(&root).map_err(io("removing", &root))?;
+        }
+        fs::create_dir_all(root.join("rootfs")).map_err(io("creating", &root))?;
+        Ok(Self { root })
+    }
+
+    /// The image's filesystem root.
+    pub fn rootfs(&self) -> PathBuf {
+        self.root.join("rootfs")
+    }
+
+    /// Writes `contents` at `path` (relative to the rootfs) with `mode`.
+    pub fn file(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), ImageError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dest = self.rootfs().join(path);
+        make_parent(&dest)?;
+        fs::write(&dest, contents).map_err(io("writing", &dest))?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io("chmod", &dest))
+    }
+
+    /// Copies a host file to `path` in the rootfs, keeping its mode.
+    pub fn copy(&self, from: &Path, path: &str) -> Result<(), ImageError> {
+        let dest = self.rootfs().join(path);
+        make_parent(&dest)?;
+        fs::copy(from, &dest).map_err(io("copying", from))?;
+        Ok(())
+    }
+
+    /// Makes `path` a symlink to `target`.
+    pub fn link(&self, target: &str, path: &str) -> Result<(), ImageError> {
+        let dest = self.rootfs().join(path);
+        make_parent(&dest)?;
+        let _ = fs::remove_file(&dest);
+        symlink(target, &dest).map_err(io("linking", &dest))
+    }
+
+    /// Copies `path` out of an unpacked package tree, following symlinks inside the tree so that library
+    /// links (`libseccomp.so.2 -> libseccomp.so.2.5.4`) arrive with their targets.
+    pub fn copy_from_tree(&self, tree: &Path, path: &str) -> Result<(), ImageError> {
+        let src = tree.join(path);
+        let meta = fs::symlink_metadata(&src).map_err(io("reading", &src))?;
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&src).map_err(io("reading link", &src))?;
+            self.link(&target.to_string_lossy(), path)?;
+            let resolved = match target.is_absolute() {
+                true => target.strip_prefix("/").unwrap_or(&target).to_path_buf(),
+                false => Path::new(path)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .join(&target),
+            };
+            return self.copy_from_tree(tree, &resolved.to_string_lossy());
+        }
+        self.copy(&src, path)
+    }
+
+    /// Writes `image.json`, the OCI image config (`Cmd`, `Env`).
+    pub fn config(&self, cmd: &[&str]) -> Result<(), ImageError> {
+        let config = serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "config": { "Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
+        });
+        let path = self.root.join("image.json");
+        let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        fs::write(&path, text).map_err(io("writing", &path))
+    }
+}
+
+fn make_parent(path: &Path) -> Result<(), ImageError> {
+    match path.parent() {
+        Some(dir) => fs::create_dir_all(dir).map_err(io("creating", dir)),
+        None => Ok(()),
+    }
+}
+
+/// The libraries Debian's dynamically linked runc and containerd need.
+const LIBC: &[&str] = &[
+    "lib64/ld-linux-x86-64.so.2",
+    "lib/x86_64-linux-gnu/libc.so.6",
+];
+
+/// `debian/busybox:latest`.
+pub fn busybox(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
+    let tree = cache.unpacked("busybox-static")?;
+    let image = ImageDir::create(store, "debian/busybox/latest")?;
+    install_busybox(&image, &tree.join("bin/busybox"), &[])?;
+    image.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
+    image.file("etc/group", b"root:x:0:\n", 0o644)?;
+    image.config(&["/bin/sh"])
+}
+
+/// Copies busybox to `/bin/busybox` and links every applet except those in `skip`.
+fn install_busybox(image: &ImageDir, busybox: &Path, skip: &[&str]) -> Result<(), ImageError> {
+    image.copy(busybox, "bin/busybox")?;
+    let list = debian::run(&busybox.to_string_lossy(), &["--list-full"], None)?;
+    for applet in list
+        .lines()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !skip.contains(a))
+    {
+        if applet != "bin/busybox" {
+            image.link("/bin/busybox", applet)?;
+        }
+    }
+    Ok(())
+}
+
+/// `guestkit/runc:dev`.
+pub fn runc(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
+    let image = ImageDir::create(store, "guestkit/runc/dev")?;
+    let runc = cache.unpacked("runc")?;
+    image.copy(&runc.join("usr/sbin/runc"), "usr/bin/runc")?;
+    let libc = cache.unpacked("libc6")?;
+    for lib in LIBC {
+        image.copy_from_tree(&libc, lib)?;
+    }
+    image.copy_from_tree(
+        &cache.unpacked("libseccomp2")?,
+        "usr/lib/x86_64-linux-gnu/libseccomp.so.2",
+    )?;
+    image.link("/usr/bin/service", "etc/init.d/010-onboot")?;
+    image.link("/usr/bin/service", "etc/shutdown.d/010-onshutdown")
+}
+
+/// containerd's configuration in the guest: LinuxKit's paths, CRI and unused snapshotters off.
+const CONTAINERD_CONFIG: &str = r#"version = 2
+root = "/var/lib/containerd"
+state = "/run/containerd"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+  uid = 0
+  gid = 0
+
+[debug]
+  address = "/run/containerd/debug.sock"
+  level = "info"
+"#;
+
+/// `guestkit/containerd:dev`.
+pub fn containerd(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
+    let image = ImageDir::create(store, "guestkit/containerd/dev")?;
+    let tree = cache.unpacked("containerd")?;
+    for bin in ["containerd", "containerd-shim-runc-v2", "ctr"] {
+        image.copy(&tree.join("usr/bin").join(bin), &format!("usr/bin/{bin}"))?;
+    }
+    let libc = cache.unpacked("libc6")?;
+    for lib in LIBC {
+        image.copy_from_tree(&libc, lib)?;
+    }
+    image.file(
+        "etc/containerd/config.toml",
+        CONTAINERD_CONFIG.as_bytes(),
+        0o644,
+    )?;
+    image.link("/usr/bin/service", "etc/init.d/020-containerd")
+}
+
+/// The `000-issue` hook: the banner on every `console=` device, as LinuxKit's init image does.
+const ISSUE_HOOK: &str = r#"#!/bin/sh
+# Writes /etc/issue to each console named on the kernel command line.
+[ -f /etc/issue ] || exit 0
+for opt in $(cat /proc/cmdline); do
+	case "$opt" in
+	console=*)
+		dev=${opt#console=}
+		dev=${dev%,*}
+		[ -c "/dev/$dev" ] && cat /etc/issue > "/dev/$dev"
+		;;
+	esac
+done
+exit 0
+"#;
+
+const ISSUE: &str = "\nWelcome to LinuxKit (guestkit init)\n\n";
+
+/// `guestkit/init:dev`, from the static binaries in `bins`.
+pub fn init(cache: &PackageCache, store: &Path, bins: &Path) -> Result<(), ImageError> {
+    let image = ImageDir::create(store, "guestkit/init/dev")?;
+    let busybox = cache.unpacked("busybox-static")?;
+    install_busybox(
+        &image,
+        &busybox.join("bin/busybox"),
+        &["sbin/init", "linuxrc", "sbin/modprobe"],
+    )?;
+    image.copy(&bins.join("init"), "init")?;
+    image.link("/init", "sbin/init")?;
+    image.link("/init", "sbin/modprobe")?;
+    image.copy(&bins.join("service"), "usr/bin/service")?;
+    image.link("/usr/bin/service", "etc/init.d/005-volumes")?;
+    image.file("etc/init.d/000-issue", ISSUE_HOOK.as_bytes(), 0o755)?;
+    image.file("etc/issue", ISSUE.as_bytes(), 0o644)?;
+    image.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
+    image.file("etc/group", b"root:x:0:\n", 0o644)?;
+    image.file("etc/shadow", b"root:*::0:::::\n", 0o600)
+}
