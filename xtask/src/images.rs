@@ -106,6 +106,25 @@ impl ImageDir {
         Ok(())
     }
 
+    /// Copies the directory `from` to `path` in the rootfs, recursively, keeping modes.
+    pub fn copy_tree(&self, from: &Path, path: &str) -> Result<(), ImageError> {
+        for entry in fs::read_dir(from).map_err(io("reading", from))? {
+            let entry = entry.map_err(io("reading", from))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = format!("{path}/{name}");
+            if entry
+                .file_type()
+                .map_err(io("reading", &entry.path()))?
+                .is_dir()
+            {
+                self.copy_tree(&entry.path(), &rel)?;
+            } else {
+                self.copy(&entry.path(), &rel)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Makes `path` a symlink to `target`.
     pub fn link(&self, target: &str, path: &str) -> Result<(), ImageError> {
         let dest = self.rootfs().join(path);
@@ -203,24 +222,8 @@ pub fn runc(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
     image.link("/usr/bin/service", "etc/shutdown.d/010-onshutdown")
 }
 
-/// containerd's configuration in the guest: LinuxKit's paths, CRI and unused snapshotters off.
-const CONTAINERD_CONFIG: &str = r#"version = 2
-root = "/var/lib/containerd"
-state = "/run/containerd"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
-
-[grpc]
-  address = "/run/containerd/containerd.sock"
-  uid = 0
-  gid = 0
-
-[debug]
-  address = "/run/containerd/debug.sock"
-  level = "info"
-"#;
-
 /// `guestkit/containerd:dev`.
-pub fn containerd(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
+pub fn containerd(cache: &PackageCache, store: &Path, pkg: &Path) -> Result<(), ImageError> {
     let image = ImageDir::create(store, "guestkit/containerd/dev")?;
     let tree = cache.unpacked("containerd")?;
     for bin in ["containerd", "containerd-shim-runc-v2", "ctr"] {
@@ -230,34 +233,12 @@ pub fn containerd(cache: &PackageCache, store: &Path) -> Result<(), ImageError> 
     for lib in LIBC {
         image.copy_from_tree(&libc, lib)?;
     }
-    image.file(
-        "etc/containerd/config.toml",
-        CONTAINERD_CONFIG.as_bytes(),
-        0o644,
-    )?;
+    image.copy_tree(&pkg.join("containerd/etc"), "etc")?;
     image.link("/usr/bin/service", "etc/init.d/020-containerd")
 }
 
-/// The `000-issue` hook: the banner on every `console=` device, as LinuxKit's init image does.
-const ISSUE_HOOK: &str = r#"#!/bin/sh
-# Writes /etc/issue to each console named on the kernel command line.
-[ -f /etc/issue ] || exit 0
-for opt in $(cat /proc/cmdline); do
-	case "$opt" in
-	console=*)
-		dev=${opt#console=}
-		dev=${dev%,*}
-		[ -c "/dev/$dev" ] && cat /etc/issue > "/dev/$dev"
-		;;
-	esac
-done
-exit 0
-"#;
-
-const ISSUE: &str = "\nWelcome to LinuxKit (guestkit init)\n\n";
-
 /// `guestkit/init:dev`, from the static binaries in `bins`.
-pub fn init(cache: &PackageCache, store: &Path, bins: &Path) -> Result<(), ImageError> {
+pub fn init(cache: &PackageCache, store: &Path, bins: &Path, pkg: &Path) -> Result<(), ImageError> {
     let image = ImageDir::create(store, "guestkit/init/dev")?;
     let busybox = cache.unpacked("busybox-static")?;
     install_busybox(
@@ -270,9 +251,5 @@ pub fn init(cache: &PackageCache, store: &Path, bins: &Path) -> Result<(), Image
     image.link("/init", "sbin/modprobe")?;
     image.copy(&bins.join("service"), "usr/bin/service")?;
     image.link("/usr/bin/service", "etc/init.d/005-volumes")?;
-    image.file("etc/init.d/000-issue", ISSUE_HOOK.as_bytes(), 0o755)?;
-    image.file("etc/issue", ISSUE.as_bytes(), 0o644)?;
-    image.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
-    image.file("etc/group", b"root:x:0:\n", 0o644)?;
-    image.file("etc/shadow", b"root:*::0:::::\n", 0o600)
+    image.copy_tree(&pkg.join("init/etc"), "etc")
 }

@@ -41,6 +41,11 @@ impl Paths {
         self.out().join("images")
     }
 
+    /// The LinuxKit package definitions (`pkg/`).
+    pub fn pkg(&self) -> PathBuf {
+        self.workspace.join("pkg")
+    }
+
     /// The Debian package cache.
     pub fn debs(&self) -> PathBuf {
         self.out().join("debs")

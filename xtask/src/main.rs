@@ -90,9 +90,9 @@ fn build_images(paths: &Paths) -> Result<()> {
     eprintln!("xtask: kernel {} in {}", k.version, k.rootfs.display());
     images::busybox(&cache, &store).context("building debian/busybox")?;
     images::runc(&cache, &store).context("building guestkit/runc")?;
-    images::containerd(&cache, &store).context("building guestkit/containerd")?;
+    images::containerd(&cache, &store, &paths.pkg()).context("building guestkit/containerd")?;
     let bins = images::build_guest_binaries(&paths.workspace)?;
-    images::init(&cache, &store, &bins).context("building guestkit/init")?;
+    images::init(&cache, &store, &bins, &paths.pkg()).context("building guestkit/init")?;
     eprintln!("xtask: images written to {}", store.display());
     Ok(())
 }
