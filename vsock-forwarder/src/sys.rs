@@ -1,0 +1,103 @@
+//! Thin wrappers over the system calls the daemon needs beyond tokio: vsock listen backlog, pid file,
+//! stdio redirection and datagram sizing. All through `nix`; no `unsafe`.
+
+use std::fs::OpenOptions;
+use std::io::{self, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use nix::sys::socket::{Backlog, MsgFlags, listen, recv};
+use tokio_vsock::{VsockAddr, VsockListener};
+
+/// Listens on AF_VSOCK `cid:port` with backlog SOMAXCONN (vsudd's; tokio-vsock alone uses 128).
+pub fn vsock_listen(cid: u32, port: u32) -> io::Result<VsockListener> {
+    let listener = VsockListener::bind(VsockAddr::new(cid, port))?;
+    // Linux lets listen() on a listening socket change its backlog.
+    listen(&listener, Backlog::MAXCONN)?;
+    Ok(listener)
+}
+
+/// Writes the decimal pid to `path` (mode 0600, truncated), as vsudd does.
+pub fn write_pidfile(path: &Path) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    write!(file, "{}", std::process::id())
+}
+
+/// Points stdin, stdout and stderr at `/dev/null`.
+pub fn redirect_stdio_to_null() -> io::Result<()> {
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    nix::unistd::dup2_stdin(null.as_fd())?;
+    nix::unistd::dup2_stdout(null.as_fd())?;
+    nix::unistd::dup2_stderr(null.as_fd())?;
+    Ok(())
+}
+
+/// The console for the syslog forward's own diagnostics: `/dev/console`, or stderr when it cannot be
+/// opened (vsudd gave up instead).
+pub fn open_console() -> Box<dyn Write + Send> {
+    match OpenOptions::new().write(true).open("/dev/console") {
+        Ok(file) => Box::new(file),
+        Err(_) => Box::new(io::stderr()),
+    }
+}
+
+/// The size of the next datagram queued on `socket`, without consuming it (`MSG_PEEK | MSG_TRUNC`).
+pub fn next_datagram_len<F: AsFd>(socket: &F) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut probe = [0u8; 1];
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT;
+    Ok(recv(socket.as_fd().as_raw_fd(), &mut probe, flags)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixDatagram;
+
+    use super::*;
+
+    #[test]
+    fn pidfile_holds_the_pid_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pid");
+        std::fs::write(&path, "999999999999 stale").unwrap();
+        write_pidfile(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            std::process::id().to_string()
+        );
+        let meta = std::fs::metadata(&path).unwrap();
+        // An existing file keeps its mode; a new one gets 0600.
+        std::fs::remove_file(&path).unwrap();
+        write_pidfile(&path).unwrap();
+        let meta_new = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            meta_new.permissions().mode() & 0o777,
+            0o600,
+            "old mode {:o}",
+            meta.permissions().mode()
+        );
+    }
+
+    #[test]
+    fn datagram_length_is_reported_beyond_4096_bytes() {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        a.send(&[7u8; 10_000]).unwrap();
+        assert_eq!(next_datagram_len(&b).unwrap(), 10_000);
+        let mut buf = vec![0; 10_000];
+        assert_eq!(b.recv(&mut buf).unwrap(), 10_000);
+        assert!(
+            next_datagram_len(&b).is_err(),
+            "an empty queue must not report a length"
+        );
+    }
+}
