@@ -445,7 +445,7 @@ mod tests {
     fn duplicate_listeners_are_rejected() {
         let a = parse_inport("1:unix:/a").unwrap();
         let b = parse_inport("1:unix:/b").unwrap();
-        assert!(check_unique_listeners(&[a.clone()]).is_ok());
+        assert!(check_unique_listeners(std::slice::from_ref(&a)).is_ok());
         assert!(check_unique_listeners(&[a, b]).is_err());
     }
 
