@@ -1,1 +1,11 @@
-//! getty (placeholder; see README).
+//! A console getty for guestkit images, compatible with LinuxKit's `pkg/getty`.
+//!
+//! It reads the `console=` tokens of the kernel command line, starts one login session per console and
+//! respawns each session when it ends. The pure rules (which consoles, which speed and terminal type,
+//! which ttys are secure, how passwords are checked) live in their own modules; the syscalls are in
+//! [`sys`], [`tty`], [`shell`] and [`supervisor`].
+
+pub mod accounts;
+pub mod console;
+pub mod crypt;
+pub mod securetty;
