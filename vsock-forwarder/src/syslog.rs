@@ -123,7 +123,11 @@ impl<W: Write> SyslogSender<W> {
             let mut conn = match connect(&self.target).await {
                 Ok(conn) => conn,
                 Err(err) => {
-                    self.say(format!("Failed to dial {}: {err}", self.target));
+                    let what = match &self.target {
+                        Endpoint::Vsock { port, .. } => format!("vsock port {port}"),
+                        other => other.to_string(),
+                    };
+                    self.say(format!("Failed to dial {what}: {err}"));
                     return None;
                 }
             };
