@@ -1,1 +1,45 @@
-fn main() {}
+//! `init`: PID 1, `/sbin/modprobe` or `/sbin/usermode-helper` depending on how it is run (see the library).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use init::layout::Layout;
+use init::personality::{self, Personality};
+use init::sys::{self, RealSys};
+use init::{boot, modules, panic_hook, usermode_helper};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let exec_path = sys::exec_path().map(|p| p.to_string_lossy().into_owned());
+    let pid = nix::unistd::getpid().as_raw();
+    match personality::choose(&argv, exec_path.as_deref(), pid) {
+        Personality::Init => {
+            panic_hook::install();
+            logging::init("init", logging::Verbosity::Normal);
+            boot::run(
+                &RealSys,
+                Layout::with_overrides(|name| std::env::var(name).ok()),
+            )
+        }
+        Personality::Modprobe => {
+            logging::init("modprobe", logging::Verbosity::Normal);
+            let args = argv.get(1..).unwrap_or_default();
+            ExitCode::from(modules::modprobe::run(
+                &RealSys,
+                args,
+                Path::new("/lib/modules"),
+            ))
+        }
+        Personality::UsermodeHelper => ExitCode::from(usermode_helper::run(&argv)),
+        Personality::TimelineSvg => {
+            eprint!("{}", personality::USAGE);
+            ExitCode::from(2)
+        }
+        Personality::Usage => {
+            eprint!("{}", personality::USAGE);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The narrow system-call seam: [`Sys`] is everything the boot plan and shutdown do to the machine.
+//! [`RealSys`] performs the calls; [`crate::recording_sys::RecordingSys`] records them for unit tests.
+//!
+//! All of the crate's `unsafe` lives in this module.
+
+use std::ffi::CStr;
+use std::fs::{self, DirBuilder, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::kmod::ModuleInitFlags;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::reboot::RebootMode;
+use nix::sys::resource::Resource;
+use nix::sys::signal::Signal;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+use nix::sys::stat::{Mode, SFlag};
+
+use crate::power::PowerAction;
+
+/// `finit_module` flag asking the kernel to decompress the file (Linux 6.4+, `CONFIG_MODULE_DECOMPRESS`);
+/// nix does not name it.
+const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
+
+/// Arguments of one `mount(2)` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountArgs {
+    /// The source (device, or a name such as `proc`); empty for remounts and propagation changes.
+    pub source: String,
+    /// The mount point.
+    pub target: PathBuf,
+    /// The filesystem type; empty for remounts, binds and moves.
+    pub fstype: String,
+    /// `MS_*` flags.
+    pub flags: MsFlags,
+    /// Filesystem-specific data (`size=10%,mode=755`).
+    pub data: String,
+}
+
+/// The system calls init makes, one method per operation.
+pub trait Sys: std::fmt::Debug {
+    /// `mount(2)`.
+    fn mount(&self, args: &MountArgs) -> nix::Result<()>;
+    /// `umount2(2)`, lazily (`MNT_DETACH`) when `detach`.
+    fn umount(&self, target: &Path, detach: bool) -> nix::Result<()>;
+    /// `mkdir -p`; a directory it creates gets exactly `mode` (no umask). An existing one is left alone.
+    fn mkdir_all(&self, path: &Path, mode: u32) -> nix::Result<()>;
+    /// `symlink(2)`: a link at `link` pointing to `target`.
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()>;
+    /// `mknod(2)` of a character device with exactly `mode` (no umask).
+    fn mknod_char(&self, path: &Path, mode: u32, major: u64, minor: u64) -> nix::Result<()>;
+    /// Creates or truncates a file and writes `contents`.
+    fn write_file(&self, path: &Path, contents: &[u8]) -> nix::Result<()>;
+    /// `chdir(2)`.
+    fn chdir(&self, path: &Path) -> nix::Result<()>;
+    /// `chroot(2)`.
+    fn chroot(&self, path: &Path) -> nix::Result<()>;
+    /// `sethostname(2)`.
+    fn sethostname(&self, name: &str) -> nix::Result<()>;
+    /// Sets a resource limit of this process (children inherit it).
+    fn setrlimit(&self, resource: Resource, soft: u64, hard: u64) -> nix::Result<()>;
+    /// Sets `IFF_UP` on a network interface.
+    fn interface_up(&self, name: &str) -> nix::Result<()>;
+    /// `finit_module(2)` of a module file with parameters (compressed files are handed to the kernel to
+    /// decompress).
+    fn load_module(&self, path: &Path, params: &str) -> nix::Result<()>;
+    /// `kill(-1, signal)`: every process except PID 1 and the caller.
+    fn kill_all(&self, signal: Signal) -> nix::Result<()>;
+    /// `sync(2)`.
+    fn sync(&self);
+    /// `reboot(2)`; returns only on failure.
+    fn reboot(&self, action: PowerAction) -> Errno;
+}
+
+/// The real system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealSys;
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn opt_str(s: &str) -> Option<&str> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+impl Sys for RealSys {
+    fn mount(&self, a: &MountArgs) -> nix::Result<()> {
+        nix::mount::mount(
+            opt_str(&a.source),
+            &a.target,
+            opt_str(&a.fstype),
+            a.flags,
+            opt_str(&a.data),
+        )
+    }
+
+    fn umount(&self, target: &Path, detach: bool) -> nix::Result<()> {
+        let flags = if detach {
+            MntFlags::MNT_DETACH
+        } else {
+            MntFlags::empty()
+        };
+        nix::mount::umount2(target, flags)
+    }
+
+    fn mkdir_all(&self, path: &Path, mode: u32) -> nix::Result<()> {
+        if path.is_dir() {
+            return Ok(());
+        }
+        if let Some(parent) = path.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| io_errno(&e))?;
+        }
+        match DirBuilder::new().mode(mode).create(path) {
+            Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(|e| io_errno(&e)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+            Err(e) => Err(io_errno(&e)),
+        }
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> nix::Result<()> {
+        std::os::unix::fs::symlink(target, link).map_err(|e| io_errno(&e))
+    }
+
+    fn mknod_char(&self, path: &Path, mode: u32, major: u64, minor: u64) -> nix::Result<()> {
+        let perm = Mode::from_bits_truncate(mode);
+        nix::sys::stat::mknod(
+            path,
+            SFlag::S_IFCHR,
+            perm,
+            nix::sys::stat::makedev(major, minor),
+        )?;
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            perm,
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+    }
+
+    fn write_file(&self, path: &Path, contents: &[u8]) -> nix::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| io_errno(&e))?;
+        f.write_all(contents).map_err(|e| io_errno(&e))
+    }
+
+    fn chdir(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chdir(path)
+    }
+
+    fn chroot(&self, path: &Path) -> nix::Result<()> {
+        nix::unistd::chroot(path)
+    }
+
+    fn sethostname(&self, name: &str) -> nix::Result<()> {
+        nix::unistd::sethostname(name)
+    }
+
+    fn setrlimit(&self, resource: Resource, soft: u64, hard: u64) -> nix::Result<()> {
+        nix::sys::resource::setrlimit(resource, soft, hard)
+    }
+
+    fn interface_up(&self, name: &str) -> nix::Result<()> {
+        let sock = nix::sys::socket::socket(
+            AddressFamily::Inet,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let mut req = ifreq_named(name)?;
+        // SAFETY: `sock` is an open socket for the whole call and `req` is a valid, NUL-terminated
+        // `ifreq` that the kernel reads and fills in; SIOCGIFFLAGS writes only `ifr_flags`.
+        // JUSTIFICATION: nix has no wrapper for the interface-flag ioctls.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+        Errno::result(rc)?;
+        // SAFETY: SIOCGIFFLAGS succeeded, so the kernel initialised the `ifru_flags` member of the union.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+        // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
+        // JUSTIFICATION: nix has no wrapper for the interface-flag ioctls.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+        Errno::result(rc).map(drop)
+    }
+
+    fn load_module(&self, path: &Path, params: &str) -> nix::Result<()> {
+        let file = fs::File::open(path).map_err(|e| io_errno(&e))?;
+        let params = std::ffi::CString::new(params).map_err(|_| Errno::EINVAL)?;
+        let compressed = [".xz", ".zst", ".gz"]
+            .iter()
+            .any(|s| path.as_os_str().as_bytes().ends_with(s.as_bytes()));
+        let flags = if compressed {
+            ModuleInitFlags::from_bits_retain(MODULE_INIT_COMPRESSED_FILE)
+        } else {
+            ModuleInitFlags::empty()
+        };
+        nix::kmod::finit_module(&file, &params, flags)
+    }
+
+    fn kill_all(&self, signal: Signal) -> nix::Result<()> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), signal)
+    }
+
+    fn sync(&self) {
+        nix::unistd::sync();
+    }
+
+    fn reboot(&self, action: PowerAction) -> Errno {
+        let mode = match action {
+            PowerAction::Poweroff => RebootMode::RB_POWER_OFF,
+            PowerAction::Reboot => RebootMode::RB_AUTOBOOT,
+            PowerAction::Halt => RebootMode::RB_HALT_SYSTEM,
+        };
+        match nix::sys::reboot::reboot(mode) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        }
+    }
+}
+
+fn ifreq_named(name: &str) -> nix::Result<libc::ifreq> {
+    // SAFETY: `ifreq` is plain old data (integers, arrays and a union of them); all-zero is valid.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= req.ifr_name.len() || bytes.contains(&0) {
+        return Err(Errno::EINVAL);
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    Ok(req)
+}
+
+/// The path this program was executed as (`AT_EXECFN`), which tells a call through the
+/// `/sbin/usermode-helper` symlink apart from the kernel's argv0 (the helper it wants).
+pub fn exec_path() -> Option<PathBuf> {
+    // SAFETY: getauxval has no preconditions; it returns 0 when the entry is absent.
+    let ptr = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: AT_EXECFN points at the NUL-terminated path string the kernel put on the initial stack,
+    // which lives (unmodified) for the whole life of the process.
+    let path = unsafe { CStr::from_ptr(ptr) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes())))
+}
+
+/// Whether a file descriptor number is open.
+pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table; an unused number yields EBADF, nothing else.
+    // JUSTIFICATION: nix's fcntl needs a BorrowedFd, which may only be made for an fd known to be open.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
