@@ -1,0 +1,129 @@
+//! The command line: LinuxKit's `metadata [-v] [provider ...] [file=PATH]`, plus long options for
+//! the things LinuxKit hard-codes (roots, endpoint, deadline).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::providers::{DEFAULT_ORDER, NAMES};
+
+/// Parsed command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Args {
+    /// `-v`.
+    pub verbose: bool,
+    /// Provider tokens in order (`aws`, `file=/x`); LinuxKit's default when none are given.
+    pub providers: Vec<String>,
+    /// `--config-root DIR` (default `/run/config`).
+    pub config_root: PathBuf,
+    /// `--sysfs DIR` (default `/sys`).
+    pub sysfs: PathBuf,
+    /// `--dev DIR` (default `/dev`).
+    pub dev: PathBuf,
+    /// `--imds URL`: the link-local server for every provider that uses it (and MMDS).
+    pub imds: Option<String>,
+    /// `--deadline SECS`: the overall probe deadline (default 10).
+    pub deadline: Duration,
+    /// `--timeout SECS`: one request's limit (default 2, LinuxKit's).
+    pub request_timeout: Duration,
+    /// `--sequential`: probe like LinuxKit, one provider after another.
+    pub sequential: bool,
+    /// `--no-hostname`: do not call sethostname.
+    pub no_hostname: bool,
+}
+
+/// A bad command line.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ArgsError {
+    /// LinuxKit's message for an unknown token.
+    #[error("Unrecognised metadata provider: {0}")]
+    UnknownProvider(String),
+    /// An option without its value.
+    #[error("option {0} needs a value")]
+    MissingValue(String),
+    /// A value that does not parse.
+    #[error("option {option}: invalid value {value:?}")]
+    BadValue { option: String, value: String },
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self {
+            verbose: false,
+            providers: Vec::new(),
+            config_root: "/run/config".into(),
+            sysfs: "/sys".into(),
+            dev: "/dev".into(),
+            imds: None,
+            deadline: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(2),
+            sequential: false,
+            no_hostname: false,
+        }
+    }
+}
+
+fn seconds(option: &str, value: &str) -> Result<Duration, ArgsError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| ArgsError::BadValue { option: option.into(), value: value.into() })
+}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, ArgsError> {
+    let mut out = Args::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| ArgsError::MissingValue(name.to_string()));
+        match arg.as_str() {
+            "-v" | "--verbose" => out.verbose = true,
+            "--sequential" => out.sequential = true,
+            "--no-hostname" => out.no_hostname = true,
+            "--config-root" => out.config_root = value(&arg)?.into(),
+            "--sysfs" => out.sysfs = value(&arg)?.into(),
+            "--dev" => out.dev = value(&arg)?.into(),
+            "--imds" => out.imds = Some(value(&arg)?),
+            "--deadline" => out.deadline = seconds(&arg, &value(&arg)?)?,
+            "--timeout" => out.request_timeout = seconds(&arg, &value(&arg)?)?,
+            token if token.starts_with("file=") && token.len() > 5 => out.providers.push(token.to_string()),
+            token if NAMES.contains(&token) => out.providers.push(token.to_string()),
+            other => return Err(ArgsError::UnknownProvider(other.to_string())),
+        }
+    }
+    if out.providers.is_empty() {
+        out.providers = DEFAULT_ORDER.iter().map(|s| s.to_string()).collect();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Result<Args, ArgsError> {
+        parse(s.split_whitespace().map(str::to_string))
+    }
+
+    #[test]
+    fn linuxkit_forms() {
+        let a = args("").unwrap();
+        assert_eq!(a.providers[..4], ["aws", "gcp", "hetzner", "openstack"]);
+        let a = args("-v cdrom file=/x/y aws").unwrap();
+        assert!(a.verbose);
+        assert_eq!(a.providers, ["cdrom", "file=/x/y", "aws"]);
+        assert_eq!(args("nope"), Err(ArgsError::UnknownProvider("nope".into())));
+        assert_eq!(args("file="), Err(ArgsError::UnknownProvider("file=".into())));
+    }
+
+    #[test]
+    fn long_options() {
+        let a = args("--deadline 1.5 --imds http://10.0.2.2:8080 --config-root /tmp/c aws").unwrap();
+        assert_eq!(a.deadline, Duration::from_millis(1500));
+        assert_eq!(a.imds.as_deref(), Some("http://10.0.2.2:8080"));
+        assert_eq!(a.config_root, PathBuf::from("/tmp/c"));
+        assert!(matches!(args("--deadline -1"), Err(ArgsError::BadValue { .. })));
+        assert!(matches!(args("--deadline"), Err(ArgsError::MissingValue(_))));
+    }
+}

@@ -1,0 +1,240 @@
+//! Disk sources: NoCloud `cidata` (ISO9660 or FAT, then any `/dev/sr*`) and OpenStack ConfigDrive
+//! (`config-2`). Devices are found by reading their label from the device itself, mounted read-only
+//! in a fresh directory (removed afterwards), read with size limits, and unmounted.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::{BoxFut, Env, Locality, Provider, ProviderError};
+use crate::apply::MAX_USERDATA;
+use crate::label::{self, FsType, PROBE_LEN};
+use crate::model::Metadata;
+
+/// Which layout to look for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    NoCloud,
+    ConfigDrive,
+}
+
+/// A disk source.
+#[derive(Debug)]
+pub struct Cdrom {
+    layout: Layout,
+    sysfs: PathBuf,
+    dev: PathBuf,
+    mount_parent: PathBuf,
+    found: Mutex<Option<Metadata>>,
+}
+
+/// A device worth mounting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// `/dev/sr0`.
+    pub device: PathBuf,
+    /// Detected filesystem.
+    pub fs: FsType,
+}
+
+impl Cdrom {
+    /// NoCloud `cidata`/`CIDATA` devices, then `/dev/sr*`.
+    pub fn nocloud(env: &Env) -> Self {
+        Self::new(env, Layout::NoCloud)
+    }
+    /// OpenStack `config-2` devices.
+    pub fn configdrive(env: &Env) -> Self {
+        Self::new(env, Layout::ConfigDrive)
+    }
+    fn new(env: &Env, layout: Layout) -> Self {
+        Self { layout, sysfs: env.sysfs.clone(), dev: env.dev.clone(), mount_parent: env.mount_parent.clone(), found: Mutex::new(None) }
+    }
+
+    fn wanted(&self, label: &str) -> bool {
+        match self.layout {
+            Layout::NoCloud => label.eq_ignore_ascii_case("cidata"),
+            Layout::ConfigDrive => label.eq_ignore_ascii_case("config-2"),
+        }
+    }
+
+    /// Labelled devices first, then (NoCloud only) `sr*` devices with a filesystem, de-duplicated.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        let mut names: Vec<String> = std::fs::read_dir(self.sysfs.join("class/block"))
+            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.sort();
+        let mut labelled = Vec::new();
+        let mut optical = Vec::new();
+        for name in names.iter().filter(|n| !n.starts_with("ram") && !n.starts_with("zram")) {
+            let Some((fs, label)) = read_head(&self.dev.join(name)).as_deref().and_then(label::detect) else { continue };
+            let cand = Candidate { device: self.dev.join(name), fs };
+            if self.wanted(&label) {
+                labelled.push(cand);
+            } else if self.layout == Layout::NoCloud && name.starts_with("sr") {
+                optical.push(cand);
+            }
+        }
+        labelled.extend(optical);
+        labelled
+    }
+
+    fn scan(&self) -> Result<Option<Metadata>, ProviderError> {
+        let mut last_err = None;
+        for cand in self.candidates() {
+            match self.read_candidate(&cand) {
+                Ok(Some(meta)) => return Ok(Some(meta)),
+                Ok(None) => log::debug!("{}: nothing usable", cand.device.display()),
+                Err(e) => {
+                    log::info!("{}", crate::apply::chain(&e));
+                    last_err = Some(e);
+                }
+            }
+        }
+        last_err.map_or(Ok(None), Err)
+    }
+
+    fn read_candidate(&self, cand: &Candidate) -> Result<Option<Metadata>, ProviderError> {
+        let io = |what: String| move |source: std::io::Error| ProviderError::Io { provider: "cdrom", what, source };
+        let template = self.mount_parent.join("cdXXXXXX");
+        let dir = nix::unistd::mkdtemp(&template).map_err(|e| io(format!("creating a mount point in {}", self.mount_parent.display()))(e.into()))?;
+        let result = mount(Some(&cand.device), &dir, Some(cand.fs.mount_name()), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
+            .map_err(|e| io(format!("mounting {} ({}) on {}", cand.device.display(), cand.fs.mount_name(), dir.display()))(e.into()))
+            .and_then(|()| {
+                let read = match self.layout {
+                    Layout::NoCloud => read_nocloud(&dir, &cand.device),
+                    Layout::ConfigDrive => read_configdrive(&dir, &cand.device),
+                };
+                let _ = umount2(&dir, MntFlags::MNT_DETACH);
+                read
+            });
+        let _ = std::fs::remove_dir(&dir);
+        result
+    }
+}
+
+fn read_head(dev: &Path) -> Option<Vec<u8>> {
+    let mut head = Vec::with_capacity(PROBE_LEN);
+    File::open(dev).ok()?.take(PROBE_LEN as u64).read_to_end(&mut head).ok()?;
+    Some(head)
+}
+
+/// Reads `dir/name` if it exists, refusing files over the userdata limit.
+fn read_limited(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, ProviderError> {
+    let path = dir.join(name);
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ProviderError::Io { provider: "cdrom", what: format!("opening {name}"), source }),
+    };
+    let mut data = Vec::new();
+    file.take(MAX_USERDATA as u64 + 1).read_to_end(&mut data).map_err(|source| ProviderError::Io { provider: "cdrom", what: format!("reading {name}"), source })?;
+    if data.len() > MAX_USERDATA {
+        return Err(ProviderError::Parse { provider: "cdrom", what: name.into(), detail: format!("larger than {MAX_USERDATA} bytes") });
+    }
+    Ok(Some(data))
+}
+
+/// NoCloud `meta-data` (`key: value` lines): hostname and instance id.
+pub fn parse_nocloud_meta(text: &str, meta: &mut Metadata) {
+    for (key, value) in text.lines().filter_map(|l| l.split_once(':')) {
+        let value = value.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        match key.trim() {
+            "local-hostname" | "hostname" => meta.hostname = Some(value),
+            "instance-id" => meta.file("instance_id", Some(value)),
+            _ => {}
+        }
+    }
+}
+
+/// `user-data`, falling back to `config` (LinuxKit's ISO), plus `meta-data`.
+fn read_nocloud(dir: &Path, device: &Path) -> Result<Option<Metadata>, ProviderError> {
+    let mut meta = Metadata::new(format!("CDROM {}", device.display()));
+    meta.userdata = match read_limited(dir, "user-data")? {
+        Some(u) => Some(u),
+        None => read_limited(dir, "config")?,
+    }
+    .filter(|u| !u.is_empty());
+    if let Some(m) = read_limited(dir, "meta-data")? {
+        parse_nocloud_meta(&String::from_utf8_lossy(&m), &mut meta);
+    }
+    Ok((meta.userdata.is_some() || meta.hostname.is_some()).then_some(meta))
+}
+
+/// OpenStack `meta_data.json`: hostname, uuid, availability zone, public keys.
+pub fn parse_configdrive_meta(body: &[u8], meta: &mut Metadata) -> Result<(), String> {
+    let doc: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let s = |k: &str| doc.get(k).and_then(Value::as_str).map(str::to_string);
+    meta.hostname = s("hostname").or_else(|| s("name"));
+    meta.file("instance_id", s("uuid"));
+    meta.file("availability_zone", s("availability_zone"));
+    if let Some(Value::Object(keys)) = doc.get("public_keys") {
+        meta.keys(keys.values().filter_map(Value::as_str).map(str::to_string));
+    }
+    Ok(())
+}
+
+fn read_configdrive(dir: &Path, device: &Path) -> Result<Option<Metadata>, ProviderError> {
+    let mut meta = Metadata::new(format!("ConfigDrive {}", device.display()));
+    let Some(body) = read_limited(dir, "openstack/latest/meta_data.json")? else { return Ok(None) };
+    parse_configdrive_meta(&body, &mut meta).map_err(|detail| ProviderError::Parse { provider: "configdrive", what: "meta_data.json".into(), detail })?;
+    meta.userdata = read_limited(dir, "openstack/latest/user_data")?.filter(|u| !u.is_empty());
+    Ok(Some(meta))
+}
+
+impl Provider for Cdrom {
+    fn name(&self) -> &'static str {
+        match self.layout {
+            Layout::NoCloud => "cdrom",
+            Layout::ConfigDrive => "configdrive",
+        }
+    }
+    fn locality(&self) -> Locality {
+        Locality::Local
+    }
+    fn probe(&self, _deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
+        Box::pin(async move {
+            let found = self.scan()?;
+            let present = found.is_some();
+            if let Ok(mut slot) = self.found.lock() {
+                *slot = found;
+            }
+            Ok(present)
+        })
+    }
+    fn fetch(&self, _deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
+        Box::pin(async move {
+            let cached = self.found.lock().ok().and_then(|mut slot| slot.take());
+            match cached {
+                Some(meta) => Ok(meta),
+                None => self.scan()?.ok_or(ProviderError::Missing { provider: self.name(), what: "a readable device".into() }),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nocloud_meta_data() {
+        let mut m = Metadata::new("x");
+        parse_nocloud_meta("instance-id: iid-1\nlocal-hostname: 'vm1'\n", &mut m);
+        assert_eq!(m.hostname.as_deref(), Some("vm1"));
+        assert_eq!(m.files.get("instance_id").map(Vec::as_slice), Some(&b"iid-1"[..]));
+    }
+
+    #[test]
+    fn configdrive_meta_data() {
+        let mut m = Metadata::new("x");
+        parse_configdrive_meta(br#"{"uuid":"u","hostname":"h","public_keys":{"k":"ssh-rsa A"}}"#, &mut m).unwrap();
+        assert_eq!(m.hostname.as_deref(), Some("h"));
+        assert_eq!(m.ssh_keys, ["ssh-rsa A"]);
+        assert!(parse_configdrive_meta(b"{", &mut m).is_err());
+    }
+}

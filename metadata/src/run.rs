@@ -1,0 +1,137 @@
+//! One run: build the providers, select one, fetch, write `/run/config`, set the hostname, apply
+//! network set-up, report ready, and produce a one-line [`Summary`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::apply::{self, chain};
+use crate::confined::ConfigDir;
+use crate::dmi::Dmi;
+use crate::http::Http;
+use crate::providers::{self, Env, Provider};
+use crate::select::{self, Strategy};
+
+/// What to do.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Provider tokens in order.
+    pub providers: Vec<String>,
+    /// Where to write (`/run/config`).
+    pub config_root: PathBuf,
+    /// Roots, endpoints and HTTP limits.
+    pub env: Env,
+    /// Overall probe deadline (and, once a provider is chosen, the fetch budget).
+    pub deadline: Duration,
+    /// Probe strategy.
+    pub strategy: Strategy,
+    /// Call sethostname.
+    pub set_hostname: bool,
+    /// Apply network set-up the provider asks for.
+    pub configure_network: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Summary {
+    /// A provider answered and its data was written.
+    Applied { provider: String, name: &'static str, files: usize, hostname: Option<String>, warnings: Vec<String> },
+    /// No provider answered.
+    NoneFound { reasons: Vec<String> },
+    /// A provider answered but its data could not be fetched or written.
+    Failed { name: String, error: String },
+}
+
+impl Summary {
+    /// Process exit status: 0 applied, 2 nothing found, 3 failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Summary::Applied { .. } => 0,
+            Summary::NoneFound { .. } => 2,
+            Summary::Failed { .. } => 3,
+        }
+    }
+
+    /// The one-line summary.
+    pub fn line(&self) -> String {
+        match self {
+            Summary::Applied { provider, name, files, hostname, warnings } => format!(
+                "metadata: {name} answered: provider {provider:?}, {files} paths written{}{}",
+                hostname.as_ref().map(|h| format!(", hostname {h}")).unwrap_or_default(),
+                if warnings.is_empty() { String::new() } else { format!(", {} warnings", warnings.len()) }
+            ),
+            Summary::NoneFound { reasons } => format!("metadata: no provider answered: {}", reasons.join("; ")),
+            Summary::Failed { name, error } => format!("metadata: {name} answered but failed: {error}"),
+        }
+    }
+}
+
+/// Carries out `plan`.
+pub async fn run(plan: &Plan) -> Summary {
+    let failed = |name: &str, error: String| Summary::Failed { name: name.to_string(), error };
+    let http = match Http::new(plan.env.policy) {
+        Ok(h) => h,
+        Err(e) => return failed("metadata", chain(&e)),
+    };
+    let mut list: Vec<Box<dyn Provider>> = Vec::new();
+    for token in &plan.providers {
+        match providers::build(token, &plan.env, &http) {
+            Ok(p) => list.push(p),
+            Err(e) => return failed("metadata", e.to_string()),
+        }
+    }
+    let dmi = Dmi::read(&plan.env.sysfs).cloud();
+    if let Some(cloud) = dmi {
+        log::info!("DMI/SMBIOS says {cloud:?}");
+    }
+    let deadline = Instant::now() + plan.deadline;
+    let selection = select::select(&list, dmi, deadline, plan.strategy).await;
+    let Some(winner) = selection.winner.and_then(|i| list.get(i)) else {
+        clear_stale(plan);
+        return Summary::NoneFound { reasons: selection.reasons(&list) };
+    };
+    log::info!("{}: Probe succeeded", winner.name());
+    let fetch_deadline = Instant::now() + plan.deadline;
+    let meta = match winner.fetch(fetch_deadline).await {
+        Ok(m) => m,
+        Err(e) => {
+            clear_stale(plan);
+            return failed(winner.name(), chain(&e));
+        }
+    };
+    let applied = match apply::apply(&meta, &plan.config_root) {
+        Ok(a) => a,
+        Err(e) => return failed(winner.name(), chain(&e)),
+    };
+    let mut warnings = applied.warnings.clone();
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    if plan.set_hostname {
+        if let Some(h) = &applied.hostname {
+            match nix::unistd::sethostname(h) {
+                Ok(()) => log::info!("Set hostname to: {h}"),
+                Err(e) => warnings.push(format!("sethostname {h}: {e}")),
+            }
+        }
+    }
+    if let (true, Some(net)) = (plan.configure_network, &meta.network) {
+        if let Err(e) = crate::network::configure(net).await {
+            warnings.push(chain(&e));
+        }
+    }
+    if let Err(e) = winner.report_ready(Instant::now() + plan.deadline).await {
+        return failed(winner.name(), chain(&e));
+    }
+    Summary::Applied { provider: meta.provider, name: winner.name(), files: applied.written.len(), hostname: applied.hostname, warnings }
+}
+
+/// With no new data, what an earlier run wrote is removed so it cannot pass for this boot's.
+fn clear_stale(plan: &Plan) {
+    match ConfigDir::open(&plan.config_root).map_err(apply::ApplyError::from).and_then(|d| apply::remove_stale(&d)) {
+        Ok(removed) if !removed.is_empty() => log::info!("Removed {} files left by an earlier run", removed.len()),
+        Ok(_) => {}
+        Err(e) => log::warn!("{}", chain(&e)),
+    }
+}
