@@ -1,0 +1,74 @@
+//! The kernel command line switches `service` honours.
+
+use std::time::Duration;
+
+/// Switches read from `/proc/cmdline`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BootOptions {
+    /// `linuxkit.runc_debug=1`: `runc --debug` and debug messages.
+    pub runc_debug: bool,
+    /// `linuxkit.runc_console=1`: onboot containers write to the console instead of log files.
+    pub runc_console: bool,
+    /// `guestkit.onboot_timeout=SECS`: kill an onboot container that runs longer (0 or absent: no limit).
+    pub onboot_timeout: Option<Duration>,
+}
+
+/// Parses a kernel command line. Unknown or malformed values are reported in the returned warnings and
+/// otherwise ignored: a typo on the command line must not stop the boot.
+pub fn parse_boot_options(cmdline: &str) -> (BootOptions, Vec<String>) {
+    let mut options = BootOptions::default();
+    let mut warnings = Vec::new();
+    for token in cmdline.split_whitespace() {
+        let (key, value) = token.split_once('=').unwrap_or((token, ""));
+        match key {
+            "linuxkit.runc_debug" => options.runc_debug = value == "1",
+            "linuxkit.runc_console" => options.runc_console = value == "1",
+            "guestkit.onboot_timeout" => match value.parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs > 0.0 => {
+                    options.onboot_timeout = Some(Duration::from_secs_f64(secs));
+                }
+                Ok(0.0) => options.onboot_timeout = None,
+                _ => warnings.push(format!(
+                    "ignoring guestkit.onboot_timeout={value:?}: not a number of seconds"
+                )),
+            },
+            _ => {}
+        }
+    }
+    (options, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_are_read() {
+        let (options, warnings) = parse_boot_options(
+            "console=ttyS0 linuxkit.runc_debug=1 linuxkit.runc_console=0 guestkit.onboot_timeout=2.5",
+        );
+        assert!(options.runc_debug);
+        assert!(!options.runc_console);
+        assert_eq!(options.onboot_timeout, Some(Duration::from_millis(2500)));
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn bad_timeout_is_a_warning() {
+        for bad in [
+            "guestkit.onboot_timeout=soon",
+            "guestkit.onboot_timeout=-3",
+            "guestkit.onboot_timeout",
+        ] {
+            let (options, warnings) = parse_boot_options(bad);
+            assert_eq!(options.onboot_timeout, None, "{bad}");
+            assert_eq!(warnings.len(), 1, "{bad}");
+        }
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_timeout=0")
+                .0
+                .onboot_timeout,
+            None
+        );
+    }
+}

@@ -1,0 +1,204 @@
+//! Where container output goes (behaviour reference §12): files under `/var/log` and `/run/log/<type>`, or
+//! memlogd by fd passing when its socket exists.
+
+use std::fs::File;
+use std::io::{BufRead, IoSlice, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, sendmsg, socket,
+};
+
+/// Errors talking to memlogd.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Creating a FIFO failed.
+    #[error("creating FIFO {}", path.display())]
+    Fifo {
+        /// The FIFO.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+    /// Opening a log file or FIFO failed.
+    #[error("opening {}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Passing an fd to memlogd failed.
+    #[error("passing the log {name} to memlogd at {}", socket.display())]
+    Send {
+        /// The log name.
+        name: String,
+        /// memlogd's socket.
+        socket: PathBuf,
+        /// Why.
+        #[source]
+        source: nix::Error,
+    },
+}
+
+/// Sends `fd` to memlogd as the log `name`: one datagram whose payload is the name, with the fd as its only
+/// SCM_RIGHTS.
+pub fn send_to_memlogd(socket_path: &Path, name: &str, fd: &OwnedFd) -> Result<(), LogError> {
+    let failed = |source| LogError::Send {
+        name: name.into(),
+        socket: socket_path.to_owned(),
+        source,
+    };
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(failed)?;
+    let addr = UnixAddr::new(socket_path).map_err(failed)?;
+    let fds = [fd.as_raw_fd()];
+    sendmsg(
+        sock.as_raw_fd(),
+        &[IoSlice::new(name.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        Some(&addr),
+    )
+    .map_err(failed)?;
+    Ok(())
+}
+
+/// A log file created (or truncated) for a container to write.
+pub fn create_log_file(path: &Path) -> Result<File, LogError> {
+    File::create(path).map_err(|source| LogError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The stdout and stderr paths handed to containerd for service `name` (LinuxKit `GetLog`). With memlogd,
+/// FIFOs whose read ends have been passed to memlogd; otherwise files truncated now (`/dev/null` if that fails).
+pub fn service_log_paths(
+    name: &str,
+    log_dir: &Path,
+    fifo_dir: &Path,
+    memlogd_socket: &Path,
+) -> Result<(PathBuf, PathBuf), LogError> {
+    if memlogd_socket.exists() {
+        let stdout = memlogd_fifo(
+            &fifo_dir.join(format!("{name}.out.log")),
+            &format!("{name}.out"),
+            memlogd_socket,
+        )?;
+        let stderr = memlogd_fifo(&fifo_dir.join(format!("{name}.log")), name, memlogd_socket)?;
+        return Ok((stdout, stderr));
+    }
+    let file_or_null = |path: PathBuf| match create_log_file(&path) {
+        Ok(_) => path,
+        Err(err) => {
+            log::warn!("{err}; using /dev/null");
+            PathBuf::from("/dev/null")
+        }
+    };
+    let _ = std::fs::create_dir_all(log_dir);
+    Ok((
+        file_or_null(log_dir.join(format!("{name}.out.log"))),
+        file_or_null(log_dir.join(format!("{name}.log"))),
+    ))
+}
+
+fn memlogd_fifo(path: &Path, log_name: &str, memlogd_socket: &Path) -> Result<PathBuf, LogError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
+        |source| LogError::Fifo {
+            path: path.to_owned(),
+            source,
+        },
+    )?;
+    // A non-blocking open of the read end succeeds without a writer; memlogd then holds the reader, so the
+    // shim's blocking open of the write end finds one (stack notes, pitfall 4).
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| LogError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    send_to_memlogd(memlogd_socket, log_name, &OwnedFd::from(reader))?;
+    Ok(path.to_owned())
+}
+
+/// Copies a log file to `out` (the console), as LinuxKit does after each onboot container.
+pub fn dump_file(path: &Path, out: &mut dyn Write) {
+    if let Ok(mut file) = File::open(path) {
+        let _ = std::io::copy(&mut file, out);
+    }
+}
+
+/// Prints the lines memlogd holds for log `name` (query mode 0, JSON lines). This is what LinuxKit's
+/// remote dump means to do; LinuxKit's own parser no longer matches memlogd's format (§18.3).
+pub fn dump_memlogd(query_socket: &Path, name: &str, out: &mut dyn Write) {
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(query_socket) else {
+        return;
+    };
+    if stream.write_all(&[0]).is_err() {
+        return;
+    }
+    for line in std::io::BufReader::new(stream)
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(msg) = memlogd_message_for(&line, name) {
+            let _ = writeln!(out, "{msg}");
+        }
+    }
+}
+
+/// The message of a memlogd JSON line if its source is `name`.
+pub fn memlogd_message_for(line: &str, name: &str) -> Option<String> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    if entry.get("source")?.as_str()? != name {
+        return None;
+    }
+    Some(entry.get("msg")?.as_str()?.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memlogd_lines_are_filtered_by_source() {
+        let line = r#"{"time":"2026-01-01T00:00:00Z","source":"onboot.000-x.out","msg":"suite PASSED, ok"}"#;
+        assert_eq!(
+            memlogd_message_for(line, "onboot.000-x.out").as_deref(),
+            Some("suite PASSED, ok")
+        );
+        assert_eq!(memlogd_message_for(line, "onboot.000-x"), None);
+        assert_eq!(memlogd_message_for("not json", "x"), None);
+    }
+
+    #[test]
+    fn file_logs_are_created_and_fds_reach_a_datagram_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (out, err) =
+            service_log_paths("svc", dir.path(), dir.path(), &dir.path().join("none.sock"))
+                .expect("files");
+        assert_eq!(out, dir.path().join("svc.out.log"));
+        assert!(err.exists());
+
+        let sock_path = dir.path().join("memlogd.sock");
+        let receiver = std::os::unix::net::UnixDatagram::bind(&sock_path).expect("bind");
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("pair");
+        send_to_memlogd(&sock_path, "onboot.000-x", &OwnedFd::from(a)).expect("send");
+        let mut buf = [0u8; 64];
+        let n = receiver.recv(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"onboot.000-x");
+    }
+}
