@@ -1,6 +1,10 @@
 //! The `files:` section (§8.5): written last, relative to `/`. Default mode 0600 (files) / 0700
-//! (`directory: true`); each leading directory is written with the file's mode plus the matching x bits and
-//! the file's owner, as LinuxKit does (a later directory entry sets the mode of an existing directory).
+//! (`directory: true`); missing leading directories are created with the file's mode plus the matching x
+//! bits and the file's owner.
+//!
+//! Divergence: LinuxKit writes a header for every leading directory, which (when the kernel unpacks the
+//! cpio) also re-modes and re-owns directories that already exist, so `files: [{path: etc/x, uid: svc}]`
+//! hands `/etc` to `svc` with mode 0700. Here existing directories keep their mode and owner.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -52,7 +56,7 @@ pub(super) fn add_files(
             } else {
                 format!("{prefix}/{part}")
             };
-            if added.insert(prefix.clone()) {
+            if added.insert(prefix.clone()) && !tree.get(&prefix).is_some_and(Node::is_dir) {
                 tree.insert(&prefix, Node::dir(dir_mode).owned(uid, gid));
             }
         }
