@@ -40,10 +40,9 @@ impl Scaleway {
             let mut stream = privileged_connect(self.addr).await.map_err(io("connecting from a privileged port"))?;
             let req = format!("GET /user_data/cloud-init HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr.ip());
             stream.write_all(req.as_bytes()).await.map_err(io("sending the userdata request"))?;
-            let limit = self.http.policy().max_body as u64 + 16 * 1024;
-            let mut raw = Vec::new();
-            (&mut stream).take(limit + 1).read_to_end(&mut raw).await.map_err(io("reading the userdata reply"))?;
-            if raw.len() as u64 > limit {
+            let limit = self.http.policy().max_body + 16 * 1024;
+            let raw = read_reply(&mut stream, limit).await.map_err(io("reading the userdata reply"))?;
+            if raw.len() > limit {
                 return Err(ProviderError::Parse { provider: "scaleway", what: "userdata reply".into(), detail: format!("larger than {limit} bytes") });
             }
             let (status, body) = parse_http_response(&raw).map_err(|detail| ProviderError::Parse { provider: "scaleway", what: "userdata reply".into(), detail })?;
@@ -82,6 +81,27 @@ async fn privileged_connect(addr: SocketAddr) -> std::io::Result<tokio::net::Tcp
         }
     }
     Err(last)
+}
+
+/// Reads until the server closes, the `Content-Length` body is complete, or `limit` is passed.
+async fn read_reply(stream: &mut tokio::net::TcpStream, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        raw.extend_from_slice(buf.get(..n).unwrap_or_default());
+        if n == 0 || raw.len() > limit || reply_complete(&raw) {
+            return Ok(raw);
+        }
+    }
+}
+
+/// Whether `raw` holds the headers and a body as long as its `Content-Length`.
+fn reply_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(raw.get(..end).unwrap_or_default()).to_ascii_lowercase();
+    let len = head.lines().find_map(|l| l.strip_prefix("content-length:")).and_then(|v| v.trim().parse::<usize>().ok());
+    len.is_some_and(|len| raw.len() >= end + 4 + len)
 }
 
 /// Splits a raw HTTP/1.x reply into status code and body.
