@@ -76,6 +76,8 @@ pub enum StoreError {
 pub struct ImageStore {
     root: PathBuf,
     scratch: Mutex<Option<tempfile::TempDir>>,
+    /// Gzip layers already decompressed: (blob file, offset) → decompressed file and length.
+    decompressed: Mutex<BTreeMap<(PathBuf, u64), (PathBuf, u64)>>,
 }
 
 /// The part of an OCI image config (`image.json` / config blob) the build uses.
@@ -105,6 +107,7 @@ impl ImageStore {
         ImageStore {
             root: root.into(),
             scratch: Mutex::new(None),
+            decompressed: Mutex::new(BTreeMap::new()),
         }
     }
 

@@ -252,9 +252,15 @@ fn decompressed(store: &ImageStore, reference: &str, region: Region) -> Result<R
     if n < 2 || magic != [0x1f, 0x8b] {
         return Ok(region);
     }
+    let key = (region.0.clone(), region.1);
+    let mut cache = store.decompressed.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((path, len)) = cache.get(&key) {
+        return Ok((path.clone(), 0, *len));
+    }
     let (mut file, path) = store.scratch_file(reference)?;
     let mut gz = flate2::read::GzDecoder::new(open_region(&region).map_err(read_err(&region.0))?);
     let len = io::copy(&mut gz, &mut file).map_err(read_err(&region.0))?;
+    cache.insert(key, (path.clone(), len));
     Ok((path, 0, len))
 }
 
@@ -313,7 +319,8 @@ fn layer_node<R: Read>(
 ) -> io::Result<(String, Added)> {
     let h = entry.header();
     let mode = h.mode()? & 0o7777;
-    let (uid, gid) = (h.uid()? as u32, h.gid()? as u32);
+    // Blank numeric owner fields read as 0, as Go's archive/tar does.
+    let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
     let link = || -> io::Result<String> {
         Ok(entry
             .link_name()?
