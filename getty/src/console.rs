@@ -25,7 +25,10 @@ impl LineKind {
         const SERIAL_PREFIXES: [&str; 4] = ["ttyS", "ttyAMA", "ttyUSB", "ttyMFD"];
         if SERIAL_PREFIXES.iter().any(|p| tty.starts_with(p)) {
             LineKind::Serial
-        } else if tty.strip_prefix("tty").is_some_and(|rest| rest.chars().count() == 1) {
+        } else if tty
+            .strip_prefix("tty")
+            .is_some_and(|rest| rest.chars().count() == 1)
+        {
             LineKind::VirtualTerminal
         } else {
             LineKind::Other
@@ -69,7 +72,9 @@ impl Console {
 /// Reads a baud rate from a speed option: leading digits of its first comma-separated item.
 pub fn parse_baud(speed: &str) -> Option<u32> {
     let first = speed.split(',').next().unwrap_or("");
-    let digits: &str = &first[..first.find(|c: char| !c.is_ascii_digit()).unwrap_or(first.len())];
+    let digits: &str = &first[..first
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(first.len())];
     digits.parse().ok()
 }
 
@@ -89,7 +94,9 @@ impl Decision {
     pub fn skip_message(&self) -> Option<String> {
         match self {
             Decision::Start(_) => None,
-            Decision::Duplicate(tty) => Some(format!("already processed tty for {tty}, not starting twice")),
+            Decision::Duplicate(tty) => Some(format!(
+                "already processed tty for {tty}, not starting twice"
+            )),
             Decision::NotCharDevice(tty) => Some(format!(
                 "cmdline has console={tty} but /dev/{tty} is not a character device; not starting getty for {tty}"
             )),
@@ -99,7 +106,10 @@ impl Decision {
 
 /// The values of every `console=` token on a kernel command line, in order.
 pub fn console_values(cmdline: &str) -> Vec<&str> {
-    cmdline.split_whitespace().filter_map(|t| t.strip_prefix("console=")).collect()
+    cmdline
+        .split_whitespace()
+        .filter_map(|t| t.strip_prefix("console="))
+        .collect()
 }
 
 /// Splits a `console=` value into device and speed: the device is everything before the **last**
@@ -128,8 +138,16 @@ pub fn plan(cmdline: &str, is_char_device: impl Fn(&str) -> bool) -> Vec<Decisio
             continue;
         }
         let kind = LineKind::of(tty);
-        let speed = if kind == LineKind::VirtualTerminal { VT_SPEED } else { speed };
-        decisions.push(Decision::Start(Console { tty: tty.to_string(), speed: speed.to_string(), kind }));
+        let speed = if kind == LineKind::VirtualTerminal {
+            VT_SPEED
+        } else {
+            speed
+        };
+        decisions.push(Decision::Start(Console {
+            tty: tty.to_string(),
+            speed: speed.to_string(),
+            kind,
+        }));
     }
     decisions
 }
@@ -152,12 +170,20 @@ mod tests {
             .collect()
     }
 
+    type Expected = &'static [(&'static str, &'static str, LineKind)];
+
     #[test]
     fn linuxkit_examples() {
         use LineKind::*;
-        let cases: &[(&str, &[(&str, &str, LineKind)])] = &[
+        let cases: &[(&str, Expected)] = &[
             ("console=ttyS0", &[("ttyS0", "115200", Serial)]),
-            ("console=tty0 console=ttyS0", &[("tty0", "38400", VirtualTerminal), ("ttyS0", "115200", Serial)]),
+            (
+                "console=tty0 console=ttyS0",
+                &[
+                    ("tty0", "38400", VirtualTerminal),
+                    ("ttyS0", "115200", Serial),
+                ],
+            ),
             ("console=ttyS0,115200n8", &[("ttyS0", "115200n8", Serial)]),
             ("console=ttyS1,9600", &[("ttyS1", "9600", Serial)]),
             ("console=tty1,115200", &[("tty1", "38400", VirtualTerminal)]),
@@ -170,11 +196,18 @@ mod tests {
             ("root=/dev/sda quiet", &[]),
             (
                 "console=ttyS0 console=hvc0 console=ttyS1 panic=-1",
-                &[("ttyS0", "115200", Serial), ("hvc0", "115200", Other), ("ttyS1", "115200", Serial)],
+                &[
+                    ("ttyS0", "115200", Serial),
+                    ("hvc0", "115200", Other),
+                    ("ttyS1", "115200", Serial),
+                ],
             ),
         ];
         for (cmdline, want) in cases {
-            let want: Vec<_> = want.iter().map(|(t, s, k)| (t.to_string(), s.to_string(), *k)).collect();
+            let want: Vec<_> = want
+                .iter()
+                .map(|(t, s, k)| (t.to_string(), s.to_string(), *k))
+                .collect();
             assert_eq!(started(cmdline), want, "cmdline {cmdline:?}");
         }
     }
@@ -184,7 +217,10 @@ mod tests {
         let cases = [
             ("ttyS0", ("ttyS0", "115200")),
             ("ttyS0,115200n8", ("ttyS0", "115200n8")),
-            ("uart8250,io,0x3f8,115200", ("uart8250,io,0x3f8", "io,0x3f8,115200")),
+            (
+                "uart8250,io,0x3f8,115200",
+                ("uart8250,io,0x3f8", "io,0x3f8,115200"),
+            ),
             ("ttyS0,", ("ttyS0", "")),
             ("", ("", "115200")),
         ];
@@ -195,16 +231,23 @@ mod tests {
 
     #[test]
     fn duplicates_and_missing_devices_are_skipped_with_linuxkit_messages() {
-        let decisions = plan("console=ttyS0 console=ttyS0,9600 console=ttyS9 console=ttyS9", |t| t != "ttyS9");
+        let decisions = plan(
+            "console=ttyS0 console=ttyS0,9600 console=ttyS9 console=ttyS9",
+            |t| t != "ttyS9",
+        );
         assert_eq!(decisions.len(), 4);
-        assert!(matches!(&decisions[0], Decision::Start(c) if c.tty == "ttyS0" && c.speed == "115200"));
+        assert!(
+            matches!(&decisions[0], Decision::Start(c) if c.tty == "ttyS0" && c.speed == "115200")
+        );
         assert_eq!(
             decisions[1].skip_message().as_deref(),
             Some("already processed tty for ttyS0, not starting twice")
         );
         assert_eq!(
             decisions[2].skip_message().as_deref(),
-            Some("cmdline has console=ttyS9 but /dev/ttyS9 is not a character device; not starting getty for ttyS9")
+            Some(
+                "cmdline has console=ttyS9 but /dev/ttyS9 is not a character device; not starting getty for ttyS9"
+            )
         );
         // A device is remembered before the character-device check, as in LinuxKit.
         assert_eq!(decisions[3], Decision::Duplicate("ttyS9".into()));

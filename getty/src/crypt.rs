@@ -42,7 +42,10 @@ impl HashKind {
 
     /// Whether some password can match a field of this kind.
     pub fn can_match(self) -> bool {
-        matches!(self, HashKind::Md5 | HashKind::Sha256 | HashKind::Sha512 | HashKind::Yescrypt)
+        matches!(
+            self,
+            HashKind::Md5 | HashKind::Sha256 | HashKind::Sha512 | HashKind::Yescrypt
+        )
     }
 }
 
@@ -50,19 +53,28 @@ impl HashKind {
 /// fields never match.
 pub fn verify(password: &[u8], hash: &str) -> bool {
     match HashKind::of(hash) {
-        HashKind::Md5 => md5_crypt(password, hash).is_some_and(|computed| constant_time_eq(&computed, hash)),
-        HashKind::Sha256 | HashKind::Sha512 => ShaCrypt::default().verify_password(password, hash).is_ok(),
+        HashKind::Md5 => {
+            md5_crypt(password, hash).is_some_and(|computed| constant_time_eq(&computed, hash))
+        }
+        HashKind::Sha256 | HashKind::Sha512 => {
+            ShaCrypt::default().verify_password(password, hash).is_ok()
+        }
         HashKind::Yescrypt => Yescrypt::default().verify_password(password, hash).is_ok(),
         HashKind::Locked | HashKind::Empty | HashKind::Unsupported => false,
     }
 }
 
 fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 const MD5_MAGIC: &str = "$1$";
-const CRYPT_ALPHABET: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const CRYPT_ALPHABET: &[u8; 64] =
+    b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Computes the full MD5-crypt string for `password` with the salt taken from `setting` (`$1$salt$...`),
 /// or `None` when `setting` is not an MD5-crypt string.
@@ -70,11 +82,22 @@ pub fn md5_crypt(password: &[u8], setting: &str) -> Option<String> {
     let rest = setting.strip_prefix(MD5_MAGIC)?;
     let salt_field = rest.split('$').next().unwrap_or("");
     // At most 8 salt characters count.
-    let salt_end = salt_field.char_indices().nth(8).map_or(salt_field.len(), |(i, _)| i);
+    let salt_end = salt_field
+        .char_indices()
+        .nth(8)
+        .map_or(salt_field.len(), |(i, _)| i);
     let salt = salt_field.get(..salt_end)?.as_bytes();
 
-    let alternate: [u8; 16] = Md5::new().chain_update(password).chain_update(salt).chain_update(password).finalize().into();
-    let mut ctx = Md5::new().chain_update(password).chain_update(MD5_MAGIC).chain_update(salt);
+    let alternate: [u8; 16] = Md5::new()
+        .chain_update(password)
+        .chain_update(salt)
+        .chain_update(password)
+        .finalize()
+        .into();
+    let mut ctx = Md5::new()
+        .chain_update(password)
+        .chain_update(MD5_MAGIC)
+        .chain_update(salt);
     for chunk in password.chunks(16) {
         ctx.update(alternate.get(..chunk.len())?);
     }
@@ -111,7 +134,11 @@ pub fn md5_crypt(password: &[u8], setting: &str) -> Option<String> {
     let mut out = format!("{MD5_MAGIC}{}$", String::from_utf8_lossy(salt));
     let d = digest;
     for (a, b, c) in [(0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5)] {
-        encode64(&mut out, (u32::from(d[a]) << 16) | (u32::from(d[b]) << 8) | u32::from(d[c]), 4);
+        encode64(
+            &mut out,
+            (u32::from(d[a]) << 16) | (u32::from(d[b]) << 8) | u32::from(d[c]),
+            4,
+        );
     }
     encode64(&mut out, u32::from(d[11]), 2);
     Some(out)
@@ -121,7 +148,9 @@ pub fn md5_crypt(password: &[u8], setting: &str) -> Option<String> {
 fn encode64(out: &mut String, mut value: u32, count: usize) {
     for _ in 0..count {
         let index = (value & 0x3f) as usize;
-        out.push(char::from(CRYPT_ALPHABET.get(index).copied().unwrap_or(b'.')));
+        out.push(char::from(
+            CRYPT_ALPHABET.get(index).copied().unwrap_or(b'.'),
+        ));
         value >>= 6;
     }
 }
@@ -133,21 +162,28 @@ mod tests {
     // Reference hashes made with `openssl passwd` and libxcrypt's crypt(3).
     const MD5_PASSWORD: &str = "$1$abcdefgh$G//4keteveJp0qb8z2DxG/";
     const SHA256_S3CRET: &str = "$5$saltsalt$i1q2ZQzc.tl/BQ6CHiENAcVDvEY6nJ1OWlWXKh94b1.";
-    const SHA512_S3CRET: &str =
-        "$6$saltsalt$As4wrv0kZlfch1du9WeH7qhskyLriQWySXrZzynnvi46nFnNxjdpl6ksRegrrKexvhIa/Iny8S8uF3fVWTMuC1";
+    const SHA512_S3CRET: &str = "$6$saltsalt$As4wrv0kZlfch1du9WeH7qhskyLriQWySXrZzynnvi46nFnNxjdpl6ksRegrrKexvhIa/Iny8S8uF3fVWTMuC1";
     const SHA512_ROUNDS_ABC: &str = "$6$rounds=1000$xyz$KJQDu4xTti2q2aMEtGxVCp.SPlqLzbbJwwDb1.SGg3DHOk9xKqaeDyd2JrwxnVKzNk5uWBgSrFt.aYBhiTKsL0";
-    const YESCRYPT_S3CRET: &str = "$y$j9T$abcdefghijklmnop$tySFNIfWVy.ymkBDHEMW6bAQ07dlkLVGalgni.VV4l8";
+    const YESCRYPT_S3CRET: &str =
+        "$y$j9T$abcdefghijklmnop$tySFNIfWVy.ymkBDHEMW6bAQ07dlkLVGalgni.VV4l8";
 
     #[test]
     fn md5_crypt_matches_openssl() {
         let cases = [
             ("password", MD5_PASSWORD),
             ("", "$1$xy$JSgu5Zv4igzK2ULm5nTM30"),
-            ("a very long password over sixteen chars", "$1$12345678$eO654BWYaTMe2rxVgGuht0"),
+            (
+                "a very long password over sixteen chars",
+                "$1$12345678$eO654BWYaTMe2rxVgGuht0",
+            ),
             ("é", "$1$x$IyT2FJT7pv0vKIR0z/IaI0"),
         ];
         for (password, hash) in cases {
-            assert_eq!(md5_crypt(password.as_bytes(), hash).as_deref(), Some(hash), "password {password:?}");
+            assert_eq!(
+                md5_crypt(password.as_bytes(), hash).as_deref(),
+                Some(hash),
+                "password {password:?}"
+            );
         }
         assert_eq!(md5_crypt(b"x", "$6$abc$def"), None);
     }
@@ -162,7 +198,10 @@ mod tests {
             ("s3cret", YESCRYPT_S3CRET),
         ];
         for (password, hash) in cases {
-            assert!(verify(password.as_bytes(), hash), "right password for {hash}");
+            assert!(
+                verify(password.as_bytes(), hash),
+                "right password for {hash}"
+            );
             assert!(!verify(b"wrong", hash), "wrong password for {hash}");
             assert!(!verify(b"", hash), "empty password for {hash}");
         }

@@ -1,0 +1,313 @@
+//! A console as the controlling terminal of a session: opening, line settings, and the
+//! [`Terminal`](crate::login::Terminal) the login dialogue talks to.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::termios::{
+    BaudRate, ControlFlags, FlushArg, InputFlags, LocalFlags, OutputFlags, SetArg,
+    SpecialCharacterIndices as Cc, Termios, cfsetspeed, tcflush, tcgetattr, tcsetattr,
+};
+
+use crate::console::Console;
+use crate::login::{MAX_LINE, Terminal};
+use crate::sys;
+
+/// A failed step in taking over a console.
+#[derive(Debug, thiserror::Error)]
+pub enum TtyError {
+    #[error("cannot open {path}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start a new session for {path}")]
+    NewSession {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot make {path} the controlling terminal")]
+    Control {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot apply the line settings of {path}")]
+    Settings {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot attach standard input, output and error to {path}")]
+    Stdio {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+}
+
+/// Opens a console device for writing a message without making it anybody's controlling terminal
+/// and without waiting for a modem carrier.
+pub fn open_for_message(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// Writes one line to a console device, ignoring failures (a message must never stop a getty).
+pub fn write_message(path: &Path, line: &str) {
+    if let Ok(mut file) = open_for_message(path) {
+        let _ = file.write_all(format!("{line}\r\n").as_bytes());
+    }
+}
+
+/// Starts a new session and opens `path` as its controlling terminal, in blocking mode.
+pub fn open_controlling(path: &Path) -> Result<File, TtyError> {
+    nix::unistd::setsid().map_err(|source| TtyError::NewSession {
+        path: path.into(),
+        source,
+    })?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| TtyError::Open {
+            path: path.into(),
+            source,
+        })?;
+    sys::set_controlling_tty(&file).map_err(|source| TtyError::Control {
+        path: path.into(),
+        source,
+    })?;
+    let flags = fcntl(&file, FcntlArg::F_GETFL).map_err(|source| TtyError::Control {
+        path: path.into(),
+        source,
+    })?;
+    let blocking = OFlag::from_bits_truncate(flags) & !OFlag::O_NONBLOCK;
+    fcntl(&file, FcntlArg::F_SETFL(blocking)).map_err(|source| TtyError::Control {
+        path: path.into(),
+        source,
+    })?;
+    Ok(file)
+}
+
+/// Makes `file` standard input, output and error.
+pub fn attach_stdio(file: &File, path: &Path) -> Result<(), TtyError> {
+    let err = |source| TtyError::Stdio {
+        path: path.into(),
+        source,
+    };
+    nix::unistd::dup2_stdin(file).map_err(err)?;
+    nix::unistd::dup2_stdout(file).map_err(err)?;
+    nix::unistd::dup2_stderr(file).map_err(err)
+}
+
+/// The termios baud constant for a speed in bits per second.
+pub fn baud_rate(speed: u32) -> Option<BaudRate> {
+    use BaudRate::*;
+    const TABLE: [(u32, BaudRate); 30] = [
+        (50, B50),
+        (75, B75),
+        (110, B110),
+        (134, B134),
+        (150, B150),
+        (200, B200),
+        (300, B300),
+        (600, B600),
+        (1200, B1200),
+        (1800, B1800),
+        (2400, B2400),
+        (4800, B4800),
+        (9600, B9600),
+        (19200, B19200),
+        (38400, B38400),
+        (57600, B57600),
+        (115200, B115200),
+        (230400, B230400),
+        (460800, B460800),
+        (500000, B500000),
+        (576000, B576000),
+        (921600, B921600),
+        (1000000, B1000000),
+        (1152000, B1152000),
+        (1500000, B1500000),
+        (2000000, B2000000),
+        (2500000, B2500000),
+        (3000000, B3000000),
+        (3500000, B3500000),
+        (4000000, B4000000),
+    ];
+    TABLE
+        .iter()
+        .find(|(bps, _)| *bps == speed)
+        .map(|(_, rate)| *rate)
+}
+
+/// Sane login settings: 8 bits, canonical input with echo and the usual control characters, CR read
+/// as NL, NL written as CR NL, and for local (serial) lines no modem control. The speed is set when
+/// the console has a known one; otherwise the line keeps its current speed.
+pub fn configure(file: &File, path: &Path, console: &Console) -> Result<(), TtyError> {
+    let err = |source| TtyError::Settings {
+        path: path.into(),
+        source,
+    };
+    let mut t = tcgetattr(file).map_err(err)?;
+    apply_login_settings(&mut t, console.kind.is_local());
+    if let Some(rate) = console.baud().and_then(baud_rate) {
+        cfsetspeed(&mut t, rate).map_err(err)?;
+    } else {
+        log::warn!(
+            "unsupported speed {:?} for {}, keeping the line's current speed",
+            console.speed,
+            console.tty
+        );
+    }
+    tcflush(file, FlushArg::TCIOFLUSH).map_err(err)?;
+    tcsetattr(file, SetArg::TCSANOW, &t).map_err(err)
+}
+
+fn apply_login_settings(t: &mut Termios, local: bool) {
+    let keep_cflags = ControlFlags::CBAUD | ControlFlags::CBAUDEX | ControlFlags::CRTSCTS;
+    t.control_flags &= keep_cflags;
+    t.control_flags |= ControlFlags::CS8 | ControlFlags::CREAD | ControlFlags::HUPCL;
+    if local {
+        t.control_flags |= ControlFlags::CLOCAL;
+    }
+    t.input_flags = InputFlags::BRKINT
+        | InputFlags::ICRNL
+        | InputFlags::IXON
+        | InputFlags::IMAXBEL
+        | InputFlags::IUTF8;
+    t.output_flags = OutputFlags::OPOST | OutputFlags::ONLCR;
+    t.local_flags = LocalFlags::ISIG
+        | LocalFlags::ICANON
+        | LocalFlags::IEXTEN
+        | LocalFlags::ECHO
+        | LocalFlags::ECHOE
+        | LocalFlags::ECHOK
+        | LocalFlags::ECHOCTL
+        | LocalFlags::ECHOKE;
+    let chars: [(Cc, u8); 13] = [
+        (Cc::VINTR, 0x03),
+        (Cc::VQUIT, 0x1c),
+        (Cc::VERASE, 0x7f),
+        (Cc::VKILL, 0x15),
+        (Cc::VEOF, 0x04),
+        (Cc::VTIME, 0),
+        (Cc::VMIN, 1),
+        (Cc::VSTART, 0x11),
+        (Cc::VSTOP, 0x13),
+        (Cc::VSUSP, 0x1a),
+        (Cc::VREPRINT, 0x12),
+        (Cc::VWERASE, 0x17),
+        (Cc::VLNEXT, 0x16),
+    ];
+    for (index, value) in chars {
+        if let Some(slot) = t.control_chars.get_mut(index as usize) {
+            *slot = value;
+        }
+    }
+}
+
+/// The login dialogue's view of a terminal device.
+#[derive(Debug)]
+pub struct TtyTerminal {
+    file: File,
+}
+
+impl TtyTerminal {
+    pub fn new(file: File) -> TtyTerminal {
+        TtyTerminal { file }
+    }
+
+    /// Gives the device back, for the shell's set-up.
+    pub fn into_file(self) -> File {
+        self.file
+    }
+}
+
+impl Terminal for TtyTerminal {
+    fn write_text(&mut self, text: &str) -> io::Result<()> {
+        self.file.write_all(text.as_bytes())?;
+        self.file.flush()
+    }
+
+    fn read_line(&mut self) -> io::Result<Option<String>> {
+        read_line_from(&mut self.file)
+    }
+
+    fn read_secret(&mut self) -> io::Result<Option<String>> {
+        let saved = tcgetattr(&self.file).map_err(io::Error::from)?;
+        let mut quiet = saved.clone();
+        quiet.local_flags &=
+            !(LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ECHOK | LocalFlags::ECHONL);
+        tcsetattr(&self.file, SetArg::TCSANOW, &quiet).map_err(io::Error::from)?;
+        let line = read_line_from(&mut self.file);
+        let restored = tcsetattr(&self.file, SetArg::TCSANOW, &saved).map_err(io::Error::from);
+        let line = line?;
+        restored?;
+        if line.is_some() {
+            self.write_text("\n")?;
+        }
+        Ok(line)
+    }
+}
+
+/// Reads up to a newline, keeping at most [`MAX_LINE`] bytes. End of input and a hung-up line (EIO)
+/// give `None`.
+fn read_line_from(input: &mut impl Read) -> io::Result<Option<String>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match input.read(&mut byte) {
+            Ok(0) => return Ok(None),
+            Ok(_) if byte[0] == b'\n' => break,
+            Ok(_) if line.len() < MAX_LINE => line.push(byte[0]),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    let text = String::from_utf8_lossy(&line);
+    Ok(Some(text.trim_end_matches('\r').to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_end_at_newline_and_are_bounded() {
+        let mut input: &[u8] = b"root\r\nsecond\n";
+        assert_eq!(read_line_from(&mut input).unwrap().as_deref(), Some("root"));
+        assert_eq!(
+            read_line_from(&mut input).unwrap().as_deref(),
+            Some("second")
+        );
+        assert_eq!(read_line_from(&mut input).unwrap(), None);
+        let long = vec![b'a'; MAX_LINE * 2];
+        let mut input: &[u8] = &[long.as_slice(), b"\n"].concat();
+        assert_eq!(
+            read_line_from(&mut input).unwrap().map(|l| l.len()),
+            Some(MAX_LINE)
+        );
+    }
+
+    #[test]
+    fn common_speeds_map_and_odd_ones_do_not() {
+        assert_eq!(baud_rate(115200), Some(BaudRate::B115200));
+        assert_eq!(baud_rate(38400), Some(BaudRate::B38400));
+        assert_eq!(baud_rate(9600), Some(BaudRate::B9600));
+        assert_eq!(baud_rate(12345), None);
+        assert_eq!(baud_rate(0), None);
+    }
+}
