@@ -2,29 +2,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::time::Duration;
-
-use metadata::http::Policy;
-use metadata::providers::{Endpoints, Env};
-use metadata::run::{Plan, Summary, run};
-use metadata::select::Strategy;
-use support::{Handler, Server, clouds, read};
+use metadata::run::{Summary, run};
+use support::{Handler, Server, clouds, plan, read};
 use tempfile::TempDir;
-
-pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp: &Path) -> Plan {
-    let policy = Policy { request_timeout: Duration::from_millis(500), backoff_start: Duration::from_millis(20), backoff_cap: Duration::from_millis(200), ..Policy::default() };
-    let env = Env { sysfs: tmp.join("sys"), dev: tmp.join("dev"), mount_parent: tmp.to_path_buf(), endpoints: Endpoints::all_at(base, scaleway), policy, ..Env::default() };
-    Plan {
-        providers: providers.iter().map(|s| s.to_string()).collect(),
-        config_root: tmp.join("config"),
-        env,
-        deadline: Duration::from_secs(3),
-        strategy: Strategy::Parallel,
-        set_hostname: false,
-        configure_network: false,
-    }
-}
 
 async fn against(handler: Handler, providers: &[&str]) -> (Summary, TempDir, Server) {
     let server = Server::start("127.0.0.1:0", handler);

@@ -13,6 +13,11 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
 
+use metadata::http::Policy;
+use metadata::providers::{Endpoints, Env};
+use metadata::run::Plan;
+use metadata::select::Strategy;
+
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -230,3 +235,19 @@ pub fn binary() -> PathBuf {
 pub fn read(root: &Path, rel: &str) -> String {
     std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("reading {rel}: {e}"))
 }
+
+/// A plan with every endpoint at `base`, empty sysfs/dev under `tmp`, short timeouts.
+pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp: &Path) -> Plan {
+    let policy = Policy { request_timeout: Duration::from_millis(500), backoff_start: Duration::from_millis(20), backoff_cap: Duration::from_millis(200), ..Policy::default() };
+    let env = Env { sysfs: tmp.join("sys"), dev: tmp.join("dev"), mount_parent: tmp.to_path_buf(), endpoints: Endpoints::all_at(base, scaleway), policy, ..Env::default() };
+    Plan {
+        providers: providers.iter().map(|s| s.to_string()).collect(),
+        config_root: tmp.join("config"),
+        env,
+        deadline: Duration::from_secs(3),
+        strategy: Strategy::Parallel,
+        set_hostname: false,
+        configure_network: false,
+    }
+}
+
