@@ -160,18 +160,20 @@ impl Boot<'_> {
         check_modprobe_path();
         match modules::read_index(&dir) {
             Ok(index) => {
+                let index = std::sync::Arc::new(index);
+                modules::hotplug::spawn(dir.clone(), std::sync::Arc::clone(&index));
                 let loaded = modules::loaded_modules(
                     &std::fs::read_to_string("/proc/modules").unwrap_or_default(),
                 );
                 let mut loader = Loader::new(self.sys, &dir, &index, loaded);
-                let aliases = modules::coldplug::read_modaliases(Path::new("/sys"));
-                for e in modules::coldplug::coldplug(&mut loader, &index, &aliases) {
+                let (devices, errors) =
+                    modules::coldplug::coldplug(&mut loader, &index, Path::new("/sys"));
+                for e in errors {
                     log::warn!("{e}: {}", e.source);
                 }
                 log::info!(
-                    "cold plug: {} modules loaded for {} devices",
-                    loader.loaded().len(),
-                    aliases.len()
+                    "cold plug: {} modules loaded for {devices} devices",
+                    loader.loaded().len()
                 );
             }
             Err(e) => log::warn!("no cold plug: {e}: {}", error_source(&e)),

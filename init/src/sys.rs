@@ -26,6 +26,12 @@ use crate::power::PowerAction;
 /// nix does not name it.
 const MODULE_INIT_COMPRESSED_FILE: libc::c_uint = 4;
 
+// The ioctl request type is `c_ulong` with glibc and `c_int` with musl.
+#[allow(clippy::unnecessary_cast, clippy::cast_possible_truncation)]
+const SIOCGIFFLAGS: libc::Ioctl = libc::SIOCGIFFLAGS as libc::Ioctl;
+#[allow(clippy::unnecessary_cast, clippy::cast_possible_truncation)]
+const SIOCSIFFLAGS: libc::Ioctl = libc::SIOCSIFFLAGS as libc::Ioctl;
+
 /// Arguments of one `mount(2)` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountArgs {
@@ -184,14 +190,14 @@ impl Sys for RealSys {
         // SAFETY: `sock` is an open socket for the whole call and `req` is a valid, NUL-terminated
         // `ifreq` that the kernel reads and fills in; SIOCGIFFLAGS writes only `ifr_flags`.
         // JUSTIFICATION: nix has no wrapper for the interface-flag ioctls.
-        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) };
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGIFFLAGS, &mut req) };
         Errno::result(rc)?;
         // SAFETY: SIOCGIFFLAGS succeeded, so the kernel initialised the `ifru_flags` member of the union.
         let flags = unsafe { req.ifr_ifru.ifru_flags };
         req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
         // SAFETY: as above; SIOCSIFFLAGS only reads `req`.
         // JUSTIFICATION: nix has no wrapper for the interface-flag ioctls.
-        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) };
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCSIFFLAGS, &req) };
         Errno::result(rc).map(drop)
     }
 

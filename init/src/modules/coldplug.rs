@@ -4,18 +4,23 @@ use std::path::Path;
 
 use super::{LoadError, Loader, ModuleIndex};
 
-/// The distinct `modalias` strings of `<sys>/bus/*/devices/*/modalias`, in directory order.
+/// The distinct `modalias` strings of every device under `<sys>/bus/*/devices/*` and of class devices
+/// that sit on no bus (`<sys>/class/*/*`, for example input devices, which `evdev` binds), in directory order.
 pub fn read_modaliases(sys: &Path) -> Vec<String> {
     let mut found: Vec<String> = Vec::new();
-    for bus in sorted_entries(&sys.join("bus")) {
-        for device in sorted_entries(&bus.join("devices")) {
-            let Ok(text) = std::fs::read_to_string(device.join("modalias")) else {
-                continue;
-            };
-            let alias = text.trim();
-            if !alias.is_empty() && !found.iter().any(|a| a == alias) {
-                found.push(alias.to_string());
-            }
+    let bus_devices = sorted_entries(&sys.join("bus"))
+        .into_iter()
+        .map(|bus| bus.join("devices"));
+    let groups: Vec<_> = bus_devices
+        .chain(sorted_entries(&sys.join("class")))
+        .collect();
+    for device in groups.iter().flat_map(|g| sorted_entries(g)) {
+        let Ok(text) = std::fs::read_to_string(device.join("modalias")) else {
+            continue;
+        };
+        let alias = text.trim();
+        if !alias.is_empty() && !found.iter().any(|a| a == alias) {
+            found.push(alias.to_string());
         }
     }
     found
@@ -43,13 +48,37 @@ pub fn modules_for(index: &ModuleIndex, modaliases: &[String]) -> Vec<String> {
     wanted
 }
 
-/// Loads every module the devices need; returns the failures.
+/// Most rounds of cold plug: loading a bus driver (virtio_pci) reveals devices (virtio-net) that need more.
+const MAX_ROUNDS: usize = 8;
+
+/// Loads every module the devices under `sys` need, scanning again after each round until no new device
+/// needs anything. Returns the number of devices seen and the failures.
 pub fn coldplug(
     loader: &mut Loader<'_>,
     index: &ModuleIndex,
-    modaliases: &[String],
-) -> Vec<LoadError> {
-    loader.load(&modules_for(index, modaliases), "")
+    sys: &Path,
+) -> (usize, Vec<LoadError>) {
+    let mut seen: Vec<String> = Vec::new();
+    let mut errors = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        let fresh: Vec<String> = read_modaliases(sys)
+            .into_iter()
+            .filter(|a| !seen.contains(a))
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        let wanted: Vec<String> = modules_for(index, &fresh)
+            .into_iter()
+            .filter(|m| !loader.loaded().contains(m))
+            .collect();
+        seen.extend(fresh);
+        if wanted.is_empty() {
+            break;
+        }
+        errors.extend(loader.load(&wanted, ""));
+    }
+    (seen.len(), errors)
 }
 
 #[cfg(test)]
@@ -68,6 +97,13 @@ mod tests {
         add("acpi", "LNXPWRBN:00", "acpi:LNXPWRBN:\n");
         add("acpi", "LNXPWRBN:01", "acpi:LNXPWRBN:\n");
         add("pci", "0000:00:00.0", "\n");
+        let input = dir.path().join("class/input/input0");
+        std::fs::create_dir_all(&input).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(
+            input.join("modalias"),
+            "input:b0019v0000p0001e0000-e0,1,k74,",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         std::fs::create_dir_all(dir.path().join("bus/pci/devices/nomodalias"))
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(

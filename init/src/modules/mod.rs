@@ -3,6 +3,7 @@
 
 pub mod coldplug;
 pub mod glob;
+pub mod hotplug;
 pub mod index;
 pub mod modprobe;
 
