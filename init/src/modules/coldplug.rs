@@ -108,7 +108,11 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             read_modaliases(dir.path()),
-            ["acpi:LNXPWRBN:", "virtio:d00000001v00001AF4"]
+            [
+                "acpi:LNXPWRBN:",
+                "virtio:d00000001v00001AF4",
+                "input:b0019v0000p0001e0000-e0,1,k74,"
+            ]
         );
     }
 
