@@ -129,6 +129,31 @@ impl ImageStore {
         image_from_parts(reference, key, fs, config)
     }
 
+    /// The image as an OCI image layout tree (`oci-layout`, `index.json`, `blobs/…`), for `format: oci`
+    /// volumes. Directory images are converted with [`write_oci_tarball`] first.
+    pub fn open_layout(&self, reference: &str, base_dir: &Path) -> Result<Tree, StoreError> {
+        let (location, key) = self.locate(reference, base_dir)?;
+        match &location {
+            Location::LayoutDir(dir) => tree_from_dir(dir).map_err(read_err(reference, dir)),
+            Location::LayoutTar(file) => layout::layout_tar_tree(reference, file),
+            Location::Rootfs(_) => {
+                let image = self.open(reference, base_dir)?;
+                let (_, path) = self.scratch_file(reference)?;
+                let d = image.defaults;
+                let oci = OciImage {
+                    reference: key,
+                    entrypoint: Some(d.entrypoint).filter(|e| !e.is_empty()),
+                    cmd: Some(d.cmd).filter(|c| !c.is_empty()),
+                    env: d.env,
+                    working_dir: d.working_dir,
+                    labels: image.labels,
+                };
+                write_oci_tarball(&image.fs, &oci, &path)?;
+                layout::layout_tar_tree(reference, &path)
+            }
+        }
+    }
+
     fn locate(&self, reference: &str, base_dir: &Path) -> Result<(Location, String), StoreError> {
         if ["/", "./", "../"].iter().any(|p| reference.starts_with(p)) {
             let path = base_dir.join(reference);

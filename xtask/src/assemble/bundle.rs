@@ -24,15 +24,22 @@ pub(super) fn add_volumes(
         let location = format!("volumes[{i}] (name {:?})", volume.name);
         let base = format!("containers/volumes/{}", volume.name);
         tree.mkdir_all(&format!("{base}/lower"), 0o755);
-        if let Some(reference) = &volume.image {
-            if volume.format.as_deref() == Some("oci") {
-                return Err(AssembleError::Invalid {
-                    location,
-                    problem: "format \"oci\" volumes are not supported yet".into(),
-                });
+        match (&volume.image, volume.format.as_deref()) {
+            (Some(reference), Some("oci")) => {
+                let layout = store.open_layout(reference, bp_dir).map_err(|source| {
+                    AssembleError::Image {
+                        location: location.clone(),
+                        reference: reference.clone(),
+                        source,
+                    }
+                })?;
+                tree.merge(&format!("{base}/lower"), &layout);
             }
-            let image = open(store, reference, bp_dir, &location)?;
-            tree.merge(&format!("{base}/lower"), &filtered(&image.fs, Use::Init));
+            (Some(reference), _) => {
+                let image = open(store, reference, bp_dir, &location)?;
+                tree.merge(&format!("{base}/lower"), &filtered(&image.fs, Use::Init));
+            }
+            (None, _) => {}
         }
         tree.mkdir_all(&format!("{base}/tmp"), 0o755);
         tree.mkdir_all(&format!("{base}/merged"), 0o755);

@@ -185,12 +185,21 @@ impl Tree {
 
     /// Adds or replaces `path`, like extracting one tar entry onto a filesystem: missing parents are created
     /// (0755), a parent that is a symlink inside the tree is followed, a directory over a directory keeps the
-    /// children, and anything else over a directory replaces the subtree. A symlink over a directory moves the
-    /// directory's children to the link target (merged-/usr images: `lib -> usr/lib`).
+    /// children, and anything else over a directory replaces the subtree.
+    ///
+    /// Merged-/usr images (`lib -> usr/lib`) are kept working, where the kernel's cpio unpacking would not:
+    /// a directory over a symlink to a directory keeps the symlink (as `tar --keep-directory-symlink`), and a
+    /// symlink over a directory moves the directory's children to the link target.
     pub fn insert(&mut self, path: &str, node: Node) {
         let path = self.resolve_parents(&normalise(path));
         if path.is_empty() {
             return;
+        }
+        if node.is_dir() {
+            let target = self.follow(&path, 0);
+            if target != path && self.nodes.get(&target).is_some_and(Node::is_dir) {
+                return;
+            }
         }
         if let Some(dir) = parent(&path) {
             self.mkdir_all(dir, 0o755);
@@ -348,3 +357,6 @@ impl Tree {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

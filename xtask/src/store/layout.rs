@@ -152,6 +152,25 @@ fn tar_members(file: &Path) -> io::Result<BTreeMap<String, (u64, u64)>> {
     Ok(members)
 }
 
+/// The files of a layout tarball as a tree (contents referenced in place).
+pub(super) fn layout_tar_tree(reference: &str, file: &Path) -> Result<Tree, StoreError> {
+    let members = tar_members(file).map_err(|source| StoreError::Read {
+        reference: reference.into(),
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let mut tree = Tree::new();
+    for (name, (offset, len)) in members {
+        let content = Content::Range {
+            path: file.to_path_buf(),
+            offset,
+            len,
+        };
+        tree.insert(&name, Node::file(content, len, 0o644));
+    }
+    Ok(tree)
+}
+
 fn read_layout(
     store: &ImageStore,
     reference: &str,
