@@ -52,11 +52,11 @@ pub enum TtyError {
     },
 }
 
-/// Opens a console device for writing a message without making it anybody's controlling terminal
+/// Opens a console device for appending a message without making it anybody's controlling terminal
 /// and without waiting for a modem carrier.
 pub fn open_for_message(path: &Path) -> io::Result<File> {
     OpenOptions::new()
-        .write(true)
+        .append(true)
         .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
         .open(path)
 }
@@ -170,7 +170,7 @@ pub fn configure(file: &File, path: &Path, console: &Console) -> Result<(), TtyE
             console.tty
         );
     }
-    tcflush(file, FlushArg::TCIOFLUSH).map_err(err)?;
+    tcflush(file, FlushArg::TCIFLUSH).map_err(err)?;
     tcsetattr(file, SetArg::TCSANOW, &t).map_err(err)
 }
 
