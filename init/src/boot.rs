@@ -95,7 +95,7 @@ impl Boot<'_> {
             }
         } else {
             self.cmdline =
-                Cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+                Cmdline::parse(&std::fs::read_to_string(&self.layout.cmdline).unwrap_or_default());
             self.timeline.attach(&self.layout.timeline);
         }
         if self.real_boot {
@@ -121,7 +121,7 @@ impl Boot<'_> {
         }
         self.timeline.attach(&self.layout.timeline);
         self.cmdline =
-            Cmdline::parse(&std::fs::read_to_string("/proc/cmdline").unwrap_or_default());
+            Cmdline::parse(&std::fs::read_to_string(&self.layout.cmdline).unwrap_or_default());
         let proc_cgroups = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
         match cgroups::plan(self.cmdline.wants_cgroup_v1(), &proc_cgroups) {
             Ok(p) => plan::execute(self.sys, &p)?,

@@ -24,6 +24,8 @@ pub struct Layout {
     pub dev_input: PathBuf,
     /// The emergency shell.
     pub shell: PathBuf,
+    /// The kernel command line.
+    pub cmdline: PathBuf,
 }
 
 impl Layout {
@@ -38,11 +40,12 @@ impl Layout {
             lib_modules: "/lib/modules".into(),
             dev_input: "/dev/input".into(),
             shell: "/bin/sh".into(),
+            cmdline: "/proc/cmdline".into(),
         }
     }
 
-    /// The standard paths with overrides from `GUESTKIT_INIT_D`, `GUESTKIT_SHUTDOWN_D`, `GUESTKIT_SERVICE`
-    /// and `GUESTKIT_TIMELINE`, looked up through `var`.
+    /// The standard paths with overrides from `GUESTKIT_INIT_D`, `GUESTKIT_SHUTDOWN_D`, `GUESTKIT_SERVICE`,
+    /// `GUESTKIT_TIMELINE`, `GUESTKIT_CONTAINERD_SOCK` and `GUESTKIT_CMDLINE`, looked up through `var`.
     pub fn with_overrides(var: impl Fn(&str) -> Option<String>) -> Layout {
         let mut layout = Layout::standard();
         let fields = [
@@ -50,6 +53,8 @@ impl Layout {
             ("GUESTKIT_SHUTDOWN_D", &mut layout.shutdown_d),
             ("GUESTKIT_SERVICE", &mut layout.service),
             ("GUESTKIT_TIMELINE", &mut layout.timeline),
+            ("GUESTKIT_CONTAINERD_SOCK", &mut layout.containerd_sock),
+            ("GUESTKIT_CMDLINE", &mut layout.cmdline),
         ];
         for (name, field) in fields {
             if let Some(value) = var(name).filter(|v| !v.is_empty()) {
