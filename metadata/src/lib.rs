@@ -12,8 +12,10 @@
 pub mod apply;
 pub mod cli;
 pub mod confined;
+pub mod disk;
 pub mod dmi;
 pub mod http;
+pub mod iso9660;
 pub mod label;
 pub mod model;
 pub mod network;

@@ -1,13 +1,12 @@
 //! Disk sources: NoCloud `cidata` (ISO9660 or FAT, then any `/dev/sr*`) and OpenStack ConfigDrive
-//! (`config-2`). Devices are found by reading their label from the device itself, mounted read-only
-//! in a fresh directory (removed afterwards), read with size limits, and unmounted.
+//! (`config-2`). Devices are found by reading their label from the device itself and their files are
+//! read in user space ([`crate::disk`]), with size limits: nothing is mounted.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -29,7 +28,6 @@ pub struct Cdrom {
     layout: Layout,
     sysfs: PathBuf,
     dev: PathBuf,
-    mount_parent: PathBuf,
     found: Mutex<Option<Metadata>>,
 }
 
@@ -52,7 +50,7 @@ impl Cdrom {
         Self::new(env, Layout::ConfigDrive)
     }
     fn new(env: &Env, layout: Layout) -> Self {
-        Self { layout, sysfs: env.sysfs.clone(), dev: env.dev.clone(), mount_parent: env.mount_parent.clone(), found: Mutex::new(None) }
+        Self { layout, sysfs: env.sysfs.clone(), dev: env.dev.clone(), found: Mutex::new(None) }
     }
 
     fn wanted(&self, label: &str) -> bool {
@@ -99,21 +97,27 @@ impl Cdrom {
     }
 
     fn read_candidate(&self, cand: &Candidate) -> Result<Option<Metadata>, ProviderError> {
-        let io = |what: String| move |source: std::io::Error| ProviderError::Io { provider: "cdrom", what, source };
-        let template = self.mount_parent.join("cdXXXXXX");
-        let dir = nix::unistd::mkdtemp(&template).map_err(|e| io(format!("creating a mount point in {}", self.mount_parent.display()))(e.into()))?;
-        let result = mount(Some(&cand.device), &dir, Some(cand.fs.mount_name()), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None::<&str>)
-            .map_err(|e| io(format!("mounting {} ({}) on {}", cand.device.display(), cand.fs.mount_name(), dir.display()))(e.into()))
-            .and_then(|()| {
-                let read = match self.layout {
-                    Layout::NoCloud => read_nocloud(&dir, &cand.device),
-                    Layout::ConfigDrive => read_configdrive(&dir, &cand.device),
-                };
-                let _ = umount2(&dir, MntFlags::MNT_DETACH);
-                read
-            });
-        let _ = std::fs::remove_dir(&dir);
-        result
+        let mut reader = DeviceReader { device: &cand.device, fs: cand.fs };
+        match self.layout {
+            Layout::NoCloud => read_nocloud(&mut reader),
+            Layout::ConfigDrive => read_configdrive(&mut reader),
+        }
+    }
+}
+
+/// Reads named files from one device.
+struct DeviceReader<'a> {
+    device: &'a Path,
+    fs: FsType,
+}
+
+impl DeviceReader<'_> {
+    fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>, ProviderError> {
+        crate::disk::read_file(self.device, self.fs, name, MAX_USERDATA).map_err(|e| ProviderError::Io {
+            provider: "cdrom",
+            what: crate::apply::chain(&e),
+            source: std::io::ErrorKind::InvalidData.into(),
+        })
     }
 }
 
@@ -121,22 +125,6 @@ fn read_head(dev: &Path) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(PROBE_LEN);
     File::open(dev).ok()?.take(PROBE_LEN as u64).read_to_end(&mut head).ok()?;
     Some(head)
-}
-
-/// Reads `dir/name` if it exists, refusing files over the userdata limit.
-fn read_limited(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, ProviderError> {
-    let path = dir.join(name);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ProviderError::Io { provider: "cdrom", what: format!("opening {name}"), source }),
-    };
-    let mut data = Vec::new();
-    file.take(MAX_USERDATA as u64 + 1).read_to_end(&mut data).map_err(|source| ProviderError::Io { provider: "cdrom", what: format!("reading {name}"), source })?;
-    if data.len() > MAX_USERDATA {
-        return Err(ProviderError::Parse { provider: "cdrom", what: name.into(), detail: format!("larger than {MAX_USERDATA} bytes") });
-    }
-    Ok(Some(data))
 }
 
 /// NoCloud `meta-data` (`key: value` lines): hostname and instance id.
@@ -152,14 +140,14 @@ pub fn parse_nocloud_meta(text: &str, meta: &mut Metadata) {
 }
 
 /// `user-data`, falling back to `config` (LinuxKit's ISO), plus `meta-data`.
-fn read_nocloud(dir: &Path, device: &Path) -> Result<Option<Metadata>, ProviderError> {
-    let mut meta = Metadata::new(format!("CDROM {}", device.display()));
-    meta.userdata = match read_limited(dir, "user-data")? {
+fn read_nocloud(dev: &mut DeviceReader<'_>) -> Result<Option<Metadata>, ProviderError> {
+    let mut meta = Metadata::new(format!("CDROM {}", dev.device.display()));
+    meta.userdata = match dev.read("user-data")? {
         Some(u) => Some(u),
-        None => read_limited(dir, "config")?,
+        None => dev.read("config")?,
     }
     .filter(|u| !u.is_empty());
-    if let Some(m) = read_limited(dir, "meta-data")? {
+    if let Some(m) = dev.read("meta-data")? {
         parse_nocloud_meta(&String::from_utf8_lossy(&m), &mut meta);
     }
     Ok((meta.userdata.is_some() || meta.hostname.is_some()).then_some(meta))
@@ -178,11 +166,11 @@ pub fn parse_configdrive_meta(body: &[u8], meta: &mut Metadata) -> Result<(), St
     Ok(())
 }
 
-fn read_configdrive(dir: &Path, device: &Path) -> Result<Option<Metadata>, ProviderError> {
-    let mut meta = Metadata::new(format!("ConfigDrive {}", device.display()));
-    let Some(body) = read_limited(dir, "openstack/latest/meta_data.json")? else { return Ok(None) };
+fn read_configdrive(dev: &mut DeviceReader<'_>) -> Result<Option<Metadata>, ProviderError> {
+    let mut meta = Metadata::new(format!("ConfigDrive {}", dev.device.display()));
+    let Some(body) = dev.read("openstack/latest/meta_data.json")? else { return Ok(None) };
     parse_configdrive_meta(&body, &mut meta).map_err(|detail| ProviderError::Parse { provider: "configdrive", what: "meta_data.json".into(), detail })?;
-    meta.userdata = read_limited(dir, "openstack/latest/user_data")?.filter(|u| !u.is_empty());
+    meta.userdata = dev.read("openstack/latest/user_data")?.filter(|u| !u.is_empty());
     Ok(Some(meta))
 }
 

@@ -131,8 +131,6 @@ pub struct Env {
     pub sysfs: PathBuf,
     /// `/dev`.
     pub dev: PathBuf,
-    /// Where CD-ROMs are mounted (`/tmp`).
-    pub mount_parent: PathBuf,
     /// HTTP endpoints.
     pub endpoints: Endpoints,
     /// HTTP limits.
@@ -148,7 +146,6 @@ impl Default for Env {
         Self {
             sysfs: "/sys".into(),
             dev: "/dev".into(),
-            mount_parent: "/tmp".into(),
             endpoints: Endpoints::default(),
             policy: Policy::default(),
             ca_bundle: "/etc/ssl/certs/ca-certificates.crt".into(),

@@ -239,7 +239,7 @@ pub fn read(root: &Path, rel: &str) -> String {
 /// A plan with every endpoint at `base`, empty sysfs/dev under `tmp`, short timeouts.
 pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp: &Path) -> Plan {
     let policy = Policy { request_timeout: Duration::from_millis(500), backoff_start: Duration::from_millis(20), backoff_cap: Duration::from_millis(200), ..Policy::default() };
-    let env = Env { sysfs: tmp.join("sys"), dev: tmp.join("dev"), mount_parent: tmp.to_path_buf(), endpoints: Endpoints::all_at(base, scaleway), policy, ..Env::default() };
+    let env = Env { sysfs: tmp.join("sys"), dev: tmp.join("dev"), endpoints: Endpoints::all_at(base, scaleway), policy, ..Env::default() };
     Plan {
         providers: providers.iter().map(|s| s.to_string()).collect(),
         config_root: tmp.join("config"),
