@@ -20,7 +20,7 @@ use crate::supervisor::{
 };
 use crate::sys::Sys;
 use crate::timeline::Timeline;
-use crate::{cgroups, console, hooks, mount_table, power_button, root, system};
+use crate::{cgroups, console, hooks, mount_table, power_button, root, sysctl, system};
 
 /// Everything the boot sequence works with.
 #[derive(Debug)]
@@ -107,6 +107,7 @@ impl Boot<'_> {
         if self.real_boot {
             system::set_hostname(self.sys, Path::new("/etc"), Path::new("/sys/class/net"));
             system::prepare_resolv_conf(self.sys, Path::new("/etc/resolv.conf"));
+            sysctl::apply_dir(self.sys, Path::new("/etc/sysctl.d"), Path::new("/proc/sys"));
         }
         self.run_init_d()
     }

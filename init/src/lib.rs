@@ -4,7 +4,7 @@
 //!
 //! Map:
 //! - pure parsers over `&str`: [`cmdline`], [`mount_options`], [`modules::index`], [`modules::modprobe`],
-//!   [`cgroups`], [`shutdown::unmount_order`];
+//!   [`cgroups`], [`shutdown::unmount_order`], [`sysctl`];
 //! - plans: [`root`], [`mount_table`], [`cgroups`] build [`plan::Step`] lists that [`plan::execute`] runs
 //!   through the [`sys::Sys`] seam ([`sys::RealSys`], or [`recording_sys::RecordingSys`] in tests);
 //! - the imperative shell: [`boot`] (sequence), [`supervisor`] (signals, reaping), [`shutdown`],
@@ -33,6 +33,7 @@ pub mod root;
 pub mod shutdown;
 pub mod supervisor;
 pub mod sys;
+pub mod sysctl;
 pub mod system;
 pub mod timeline;
 pub mod usermode_helper;
