@@ -151,6 +151,11 @@ pub struct MountSpec {
     pub source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<Vec<String>>,
+    /// Accepted as LinuxKit does; kept in `runtime.json`, dropped from `config.json` (as ConfigToOCI does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uidmappings: Option<Vec<LinuxIdMapping>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gidmappings: Option<Vec<LinuxIdMapping>>,
 }
 
 /// A `devices:` entry. `path: all` allows a whole device type.

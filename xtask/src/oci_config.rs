@@ -8,7 +8,7 @@ mod process;
 
 use std::collections::BTreeMap;
 
-use oci_spec::runtime::{LinuxDevice, LinuxIdMapping, LinuxNamespace, LinuxResources, Mount};
+use oci_spec::runtime::{LinuxDevice, LinuxIdMapping, LinuxNamespace, LinuxResources};
 use serde::Serialize;
 
 use crate::blueprint::{BindNamespaces, ImageConfig, Interface, MountSpec};
@@ -36,6 +36,24 @@ pub struct BuildContext {
     pub ids: BTreeMap<String, u32>,
     /// Volume name → read-only flag (§8.4).
     pub volumes: BTreeMap<String, bool>,
+}
+
+/// An OCI mount as Go's `specs.Mount` writes it (every field but `destination` left out when empty).
+/// Ours rather than `oci-spec`'s because that one has no id mappings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mount {
+    pub destination: String,
+    #[serde(rename = "type", skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uid_mappings: Vec<LinuxIdMapping>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gid_mappings: Vec<LinuxIdMapping>,
 }
 
 /// `config.json`.
@@ -215,13 +233,18 @@ pub fn runtime_json(config: &ImageConfig, rootfs_mounts: Vec<Mount>) -> RuntimeJ
     }
 }
 
+/// A user `runtime.mounts` entry, passed through as written (id mappings included).
 fn runtime_mount(spec: &MountSpec) -> Mount {
-    mounts::mount(
-        spec.destination.as_deref().unwrap_or(""),
-        spec.kind.as_deref(),
-        spec.source.as_deref(),
-        spec.options.clone().unwrap_or_default(),
-    )
+    Mount {
+        uid_mappings: spec.uidmappings.clone().unwrap_or_default(),
+        gid_mappings: spec.gidmappings.clone().unwrap_or_default(),
+        ..mounts::mount(
+            spec.destination.as_deref().unwrap_or(""),
+            spec.kind.as_deref(),
+            spec.source.as_deref(),
+            spec.options.clone().unwrap_or_default(),
+        )
+    }
 }
 
 /// Serialises like Go's `json.MarshalIndent(v, "", "    ")`, including its HTML-safe escaping of `<`, `>`, `&`.

@@ -1,6 +1,7 @@
 //! From a YAML value to the blueprint model, one section and one entry at a time so that every error names
 //! the entry (`services[1] (name "getty")`) and the key.
 
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
@@ -14,6 +15,7 @@ const TOP_KEYS: &[&str] = &[
     "services",
     "files",
     "volumes",
+    "trust",
 ];
 
 /// Every key an image entry accepts besides `name`, `image` and `platforms`.
@@ -54,6 +56,17 @@ pub(crate) const CONFIG_KEYS: &[&str] = &[
     "runtime",
 ];
 
+/// The deprecated `trust:` section, checked for shape and then ignored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Trust {
+    #[serde(default)]
+    image: Vec<String>,
+    #[serde(default)]
+    org: Vec<String>,
+}
+
 pub(crate) fn parse_blueprint(value: Value) -> Result<Blueprint, BlueprintError> {
     let map = match value {
         Value::Null => Mapping::new(),
@@ -76,6 +89,11 @@ pub(crate) fn parse_blueprint(value: Value) -> Result<Blueprint, BlueprintError>
             "services" => bp.services = image_section(value, "services")?,
             "files" => bp.files = list_section::<FileEntry>(value, "files")?,
             "volumes" => bp.volumes = list_section::<Volume>(value, "volumes")?,
+            // Deprecated in LinuxKit (content trust); its schema still accepts it, the build ignores it.
+            "trust" => {
+                typed::<Trust>(value, "trust", None)?;
+                log::warn!("blueprint: \"trust\" is deprecated and ignored");
+            }
             other => return Err(unknown_key("blueprint", other, TOP_KEYS)),
         }
     }

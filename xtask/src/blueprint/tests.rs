@@ -145,8 +145,14 @@ fn unknown_nested_and_top_level_keys_are_errors() {
     );
     let e = err("kernel:\n  image: a/k\n  cmdlin: x\n");
     assert!(e.contains("kernel") && e.contains("\"cmdlin\""), "{e}");
-    let e = err("trust:\n  org: [a]\n");
-    assert!(e.contains("unknown key \"trust\""), "{e}");
+    let e = err("trusted:\n  org: [a]\n");
+    assert!(e.contains("unknown key \"trusted\""), "{e}");
+    assert!(
+        "trust:\n  org: [linuxkit]\n".parse::<Blueprint>().is_ok(),
+        "deprecated trust is ignored"
+    );
+    let e = err("trust:\n  orgs: [a]\n");
+    assert!(e.contains("trust: unknown key \"orgs\""), "{e}");
     let e = err("files:\n  - path: a\n    contents: x\n    owner: 1\n");
     assert!(e.contains("files[0]") && e.contains("\"owner\""), "{e}");
 }
@@ -264,6 +270,16 @@ fn file_entries_need_exactly_one_content_kind() {
 fn volume_names_are_checked() {
     let e = err("volumes:\n  - name: Data\n");
     assert!(e.contains("volumes[0] (name \"Data\")"), "{e}");
+    assert!(
+        "volumes:\n  - name: d\n    format: filesystem\n"
+            .parse::<Blueprint>()
+            .is_ok()
+    );
+    let e = err("volumes:\n  - name: d\n    format: qcow2\n");
+    assert!(
+        e.contains("key \"format\": unknown format \"qcow2\""),
+        "{e}"
+    );
 }
 
 #[test]

@@ -191,11 +191,11 @@ fn check_volumes(volumes: &[Volume]) -> Result<(), BlueprintError> {
         if let Some(format) = volume
             .format
             .as_deref()
-            .filter(|f| !f.is_empty() && *f != "oci")
+            .filter(|f| !["", "oci", "filesystem"].contains(f))
         {
             return Err(BlueprintError::invalid(
                 location,
-                format!("key \"format\": unknown format {format:?}"),
+                format!("key \"format\": unknown format {format:?} (oci or filesystem)"),
             ));
         }
     }

@@ -2,25 +2,25 @@
 //! rootfs mounts the builder prepends to `runtime.json` (§8.3).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use oci_spec::runtime::Mount;
+use super::Mount;
 
 use crate::blueprint::{ImageConfig, MountSpec};
 
-/// An OCI mount; empty options are left out, as Go's `omitempty` does.
+/// An OCI mount; empty fields are left out, as Go's `omitempty` does.
 pub(crate) fn mount(
     destination: &str,
     kind: Option<&str>,
     source: Option<&str>,
     options: Vec<String>,
 ) -> Mount {
-    let mut m = Mount::default();
-    m.set_destination(PathBuf::from(destination));
-    m.set_typ(kind.filter(|k| !k.is_empty()).map(str::to_string));
-    m.set_source(source.filter(|s| !s.is_empty()).map(PathBuf::from));
-    m.set_options(Some(options).filter(|o| !o.is_empty()));
-    m
+    Mount {
+        destination: destination.to_string(),
+        kind: kind.unwrap_or_default().to_string(),
+        source: source.unwrap_or_default().to_string(),
+        options,
+        ..Mount::default()
+    }
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -141,7 +141,7 @@ pub(crate) fn container_mounts(
     }
     for spec in config.mounts.iter().flatten() {
         let m = full_mount(spec, volumes)?;
-        by_dest.insert(m.destination().to_string_lossy().into_owned(), m);
+        by_dest.insert(m.destination.clone(), m);
     }
     Ok(by_dest.into_values().collect())
 }

@@ -287,7 +287,7 @@ fn ids_resolve_by_container_name() {
 #[test]
 fn runtime_json_always_has_every_key_and_the_rootfs_mounts_first() {
     let config = entry_config(
-        "    runtime:\n      mounts:\n        - {destination: /x, type: tmpfs, source: tmpfs}\n      cgroups: [a]\n",
+        "    runtime:\n      mounts:\n        - {destination: /x, type: tmpfs, source: tmpfs, uidmappings: [{containerID: 0, hostID: 1000, size: 1}]}\n      cgroups: [a]\n",
     );
     let runtime = runtime_json(
         &config,
@@ -313,6 +313,10 @@ fn runtime_json_always_has_every_key_and_the_rootfs_mounts_first() {
         json!({"destination": "/containers/onboot/000-x/tmp", "options": ["remount", "private"]})
     );
     assert_eq!(v["mounts"][3]["destination"], json!("/x"));
+    assert_eq!(
+        v["mounts"][3]["uidMappings"],
+        json!([{"containerID": 0, "hostID": 1000, "size": 1}])
+    );
     assert_eq!(v["mkdir"], json!([]));
     assert_eq!(v["interfaces"], json!([]));
     assert_eq!(v["namespace"], json!(""));
