@@ -220,7 +220,7 @@ mod tests {
     fn corrupt_images_are_errors() {
         assert!(matches!(read_file(&mut Cursor::new(vec![0u8; 40000]), "config", 10), Err(IsoError::NotIso)));
         let mut img = linuxkit_iso(b"x");
-        img[18 * 2048 + 68] = 255; // record length past the directory
+        img[18 * 2048 + 68 + 32] = 200; // name longer than its record
         assert!(read_file(&mut Cursor::new(img.clone()), "config", 10).is_err());
         img[16 * 2048 + 156 + 10..16 * 2048 + 156 + 14].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(read_file(&mut Cursor::new(img), "config", 10).is_err());
