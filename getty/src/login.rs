@@ -27,8 +27,9 @@ pub trait Terminal {
     fn write_text(&mut self, text: &str) -> io::Result<()>;
     /// Reads one line with echo; `None` when the line hung up or reached end of input.
     fn read_line(&mut self) -> io::Result<Option<String>>;
-    /// Reads one line without echo; `None` as for [`Terminal::read_line`].
-    fn read_secret(&mut self) -> io::Result<Option<String>>;
+    /// Shows `prompt` and reads one line without echo (echo goes off before the prompt appears, so a
+    /// fast typist is never echoed); `None` as for [`Terminal::read_line`].
+    fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>>;
 }
 
 /// The files and settings a login consults.
@@ -99,8 +100,7 @@ pub fn converse(
             continue;
         }
         empty_names = 0;
-        term.write_text("Password: ")?;
-        let Some(password) = term.read_secret()? else {
+        let Some(password) = term.read_secret("Password: ")? else {
             return Ok(Outcome::HungUp);
         };
         if let Some(account) = authenticate(settings, tty, name, &password) {
@@ -168,7 +168,8 @@ mod tests {
                 a.to_string()
             }))
         }
-        fn read_secret(&mut self) -> io::Result<Option<String>> {
+        fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
+            self.screen.push_str(prompt);
             self.secrets_read += 1;
             Ok(self.answers.pop_front().map(str::to_string))
         }

@@ -244,13 +244,15 @@ impl Terminal for TtyTerminal {
         read_line_from(&mut self.file)
     }
 
-    fn read_secret(&mut self) -> io::Result<Option<String>> {
+    fn read_secret(&mut self, prompt: &str) -> io::Result<Option<String>> {
         let saved = tcgetattr(&self.file).map_err(io::Error::from)?;
         let mut quiet = saved.clone();
         quiet.local_flags &=
             !(LocalFlags::ECHO | LocalFlags::ECHOE | LocalFlags::ECHOK | LocalFlags::ECHONL);
         tcsetattr(&self.file, SetArg::TCSANOW, &quiet).map_err(io::Error::from)?;
-        let line = read_line_from(&mut self.file);
+        let line = self
+            .write_text(prompt)
+            .and_then(|()| read_line_from(&mut self.file));
         let restored = tcsetattr(&self.file, SetArg::TCSANOW, &saved).map_err(io::Error::from);
         let line = line?;
         restored?;

@@ -91,7 +91,10 @@ impl Rig {
     /// Starts the getty binary on this rig with extra environment variables.
     fn start(&self, env: &[(&str, &str)]) -> Getty {
         let log = File::create(self.path("getty.log")).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_getty"));
+        // GETTY_TEST_BINARY runs the suite against another build, such as the static musl one.
+        let binary = std::env::var_os("GETTY_TEST_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_getty").into());
+        let mut cmd = Command::new(binary);
         for (flag, name) in [
             ("--cmdline", "cmdline"),
             ("--dev", "dev"),
@@ -149,6 +152,16 @@ impl Rig {
                 Err(e) => panic!("reading the pty master: {e}"),
             }
         }
+    }
+
+    /// Reads the number printed between two markers.
+    fn read_number(&mut self, before: &str, after: &str) -> i32 {
+        self.expect(before);
+        let text = self.expect(after);
+        let digits = text.trim_end_matches(after);
+        digits.parse().unwrap_or_else(|_| {
+            panic!("expected a number between {before:?} and {after:?}, got {digits:?}")
+        })
     }
 
     /// Types a line as a terminal would (ending in CR).
@@ -315,6 +328,43 @@ fn the_prompt_returns_after_logout() {
     rig.expect("MOTD-LINE");
     rig.type_line("echo SECOND-$((1+1))");
     rig.expect("SECOND-2");
+}
+
+#[test]
+fn orphans_are_reaped_and_sigterm_hangs_up_sessions() {
+    let mut rig = Rig::new("*");
+    let mut getty = rig.start(&[("INSECURE", "true")]);
+    rig.expect("MOTD-LINE");
+    // A background job outlives its shell's session and is re-parented to the getty (a subreaper).
+    // The quotes keep the markers out of the echo of the typed line.
+    rig.type_line("sleep 1 & echo ORPH''AN-$!-E''ND; exit");
+    let orphan = rig.read_number("ORPHAN-", "-END");
+    rig.expect("(automatic login)");
+    wait_until_gone(orphan);
+    rig.expect("MOTD-LINE");
+    rig.type_line("echo SHE''LL-$$-E''ND");
+    let shell = rig.read_number("SHELL-", "-END");
+    kill(Pid::from_raw(getty.child.id() as i32), Signal::SIGTERM).unwrap();
+    let status = getty.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "getty should stop cleanly on SIGTERM, got {status}"
+    );
+    wait_until_gone(shell);
+}
+
+/// Waits until process `pid` no longer exists, not even as a zombie.
+fn wait_until_gone(pid: i32) {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let deadline = Instant::now() + PATIENCE;
+    while proc_dir.exists() {
+        let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} is still there: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
