@@ -47,7 +47,7 @@ enum BootEnd {
 pub fn run(sys: &dyn Sys, layout: Layout) -> ! {
     let real_boot = !Path::new("/proc/self").exists();
     let mut timeline = Timeline::new();
-    timeline.event("init-start", None);
+    timeline.event("init", None);
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => {

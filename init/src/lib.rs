@@ -8,7 +8,7 @@
 //! - plans: [`root`], [`mount_table`], [`cgroups`] build [`plan::Step`] lists that [`plan::execute`] runs
 //!   through the [`sys::Sys`] seam ([`sys::RealSys`], or [`recording_sys::RecordingSys`] in tests);
 //! - the imperative shell: [`boot`] (sequence), [`supervisor`] (signals, reaping), [`shutdown`],
-//!   [`power_button`], [`hooks`] and [`timeline`].
+//!   [`power_button`], [`hooks`], [`timeline`] and [`timeline_svg`].
 //!
 //! All `unsafe` is in [`sys`].
 
@@ -36,4 +36,5 @@ pub mod sys;
 pub mod sysctl;
 pub mod system;
 pub mod timeline;
+pub mod timeline_svg;
 pub mod usermode_helper;

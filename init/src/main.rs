@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use init::layout::Layout;
 use init::personality::{self, Personality};
 use init::sys::{self, RealSys};
-use init::{boot, modules, panic_hook, usermode_helper};
+use init::{boot, modules, panic_hook, timeline_svg, usermode_helper};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args_os()
@@ -33,13 +33,33 @@ fn main() -> ExitCode {
             ))
         }
         Personality::UsermodeHelper => ExitCode::from(usermode_helper::run(&argv)),
-        Personality::TimelineSvg => {
-            eprint!("{}", personality::USAGE);
-            ExitCode::from(2)
-        }
+        Personality::TimelineSvg => timeline_svg(argv.get(2)),
         Personality::Usage => {
             eprint!("{}", personality::USAGE);
             ExitCode::from(2)
+        }
+    }
+}
+
+fn timeline_svg(path: Option<&String>) -> ExitCode {
+    let Some(path) = path else {
+        eprint!("{}", personality::USAGE);
+        return ExitCode::from(2);
+    };
+    match timeline_svg::render_file(Path::new(path)) {
+        Ok(svg) => {
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(svg.as_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("writing the SVG: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("reading {path}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -344,4 +344,14 @@ fn timeline_records_each_hook() {
         "{text}"
     );
     assert!(init.output().contains("timeline: boot-end "));
+    let svg = Command::new(env!("CARGO_BIN_EXE_init"))
+        .arg("timeline-svg")
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("timeline-svg: {e}"));
+    let svg = String::from_utf8_lossy(&svg.stdout);
+    assert!(
+        svg.starts_with("<svg ") && svg.contains("init: hook ") && svg.contains("010-a"),
+        "{svg}"
+    );
 }
