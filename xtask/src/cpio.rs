@@ -30,10 +30,10 @@ pub struct Header {
     pub rdev_minor: u32,
 }
 
-/// Streams entries into a newc archive.
+/// Streams entries into a newc archive (buffered internally).
 #[derive(Debug)]
 pub struct CpioWriter<W: Write> {
-    out: W,
+    out: io::BufWriter<W>,
     next_ino: u32,
 }
 
@@ -43,7 +43,10 @@ fn padding(len: u64) -> usize {
 
 impl<W: Write> CpioWriter<W> {
     pub fn new(out: W) -> CpioWriter<W> {
-        CpioWriter { out, next_ino: 1 }
+        CpioWriter {
+            out: io::BufWriter::with_capacity(1 << 20, out),
+            next_ino: 1,
+        }
     }
 
     fn header(&mut self, h: &Header) -> io::Result<()> {
@@ -152,8 +155,9 @@ impl<W: Write> CpioWriter<W> {
             ..Header::default()
         };
         self.write_entry(&h, &mut io::empty())?;
-        self.out.flush()?;
-        Ok(self.out)
+        self.out
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
     }
 }
 
