@@ -168,7 +168,8 @@ impl Tree {
         self.nodes.is_empty()
     }
 
-    /// Creates the missing directories of `path` (itself included) with `mode`.
+    /// Creates the missing directories of `path` (itself included) with `mode`; a non-directory in the way is
+    /// replaced (so the tree never has entries below a file).
     pub fn mkdir_all(&mut self, path: &str, mode: u32) {
         let path = self.resolve_parents(&normalise(path));
         let mut prefix = String::new();
@@ -177,9 +178,16 @@ impl Tree {
                 prefix.push('/');
             }
             prefix.push_str(part);
-            self.nodes
-                .entry(prefix.clone())
-                .or_insert_with(|| Node::dir(mode));
+            match self.nodes.get(&prefix).map(|n| &n.kind) {
+                None => {
+                    self.nodes.insert(prefix.clone(), Node::dir(mode));
+                }
+                Some(NodeKind::Dir | NodeKind::Symlink(_)) => {}
+                Some(_) => {
+                    log::warn!("/{prefix}: a file where a directory is needed; replacing it");
+                    self.nodes.insert(prefix.clone(), Node::dir(mode));
+                }
+            }
         }
     }
 

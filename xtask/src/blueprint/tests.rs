@@ -337,3 +337,31 @@ fn odd_documents_give_errors_not_panics() {
         }
     }
 }
+
+#[test]
+fn every_prefix_and_every_line_dropped_of_the_sample_parses_or_errors_without_panicking() {
+    let mut outcomes = (0, 0);
+    for end in (0..=SAMPLE.len()).filter(|i| SAMPLE.is_char_boundary(*i)) {
+        match SAMPLE[..end].parse::<Blueprint>() {
+            Ok(_) => outcomes.0 += 1,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                outcomes.1 += 1;
+            }
+        }
+    }
+    let lines: Vec<&str> = SAMPLE.lines().collect();
+    for skip in 0..lines.len() {
+        let text: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != skip)
+            .map(|(_, l)| *l)
+            .collect();
+        let _ = text.join("\n").parse::<Blueprint>();
+    }
+    assert!(
+        outcomes.0 > 0 && outcomes.1 > 0,
+        "both outcomes seen: {outcomes:?}"
+    );
+}

@@ -118,3 +118,12 @@ fn remove_takes_the_subtree() {
     assert_eq!(removed.len(), 2);
     assert_eq!(kinds(&tree), ["a-b"]);
 }
+
+#[test]
+fn a_file_in_the_way_of_a_directory_is_replaced() {
+    let mut tree = Tree::new();
+    tree.insert("opt", Node::bytes("file", 0o644));
+    tree.insert("opt/app/run", Node::bytes("x", 0o755));
+    assert!(tree.get("opt").is_some_and(Node::is_dir));
+    assert!(tree.contains("opt/app/run"));
+}
