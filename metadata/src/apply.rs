@@ -36,7 +36,9 @@ pub enum ApplyError {
 /// Removes whatever a previous run recorded in its manifest.
 pub fn remove_stale(dir: &ConfigDir) -> Result<Vec<String>, ApplyError> {
     let manifest = rel(MANIFEST);
-    let Some(old) = dir.read(&manifest, 4 * 1024 * 1024) else { return Ok(Vec::new()) };
+    let Some(old) = dir.read(&manifest, 4 * 1024 * 1024) else {
+        return Ok(Vec::new());
+    };
     let mut removed = Vec::new();
     for line in String::from_utf8_lossy(&old).lines().rev() {
         if let Ok(path) = RelPath::parse(line) {
@@ -70,9 +72,23 @@ fn write_all(meta: &Metadata, dir: &ConfigDir, out: &mut Applied) -> Result<(), 
         let ssh = rel("ssh");
         dir.create_dir(&ssh, 0o755)?;
         out.written.push("ssh".into());
-        write(dir, out, &rel("ssh/authorized_keys"), keys.as_bytes(), 0o600, false)?;
+        write(
+            dir,
+            out,
+            &rel("ssh/authorized_keys"),
+            keys.as_bytes(),
+            0o600,
+            false,
+        )?;
     }
-    write(dir, out, &rel("provider"), meta.provider.as_bytes(), 0o644, false)?;
+    write(
+        dir,
+        out,
+        &rel("provider"),
+        meta.provider.as_bytes(),
+        0o644,
+        false,
+    )?;
     let mut hostname = meta.hostname.clone();
     if let Some(userdata) = &meta.userdata {
         write(dir, out, &rel("userdata"), userdata, 0o644, false)?;
@@ -97,18 +113,34 @@ fn write_tree(dir: &ConfigDir, userdata: &[u8], out: &mut Applied) -> Option<Str
     let plan = match tree::plan(userdata) {
         Ok(plan) => plan,
         Err(e) => {
-            log::info!("Userdata is not a config tree ({}), kept as raw userdata only", e.0.as_ref().map_or("not an object".to_string(), ToString::to_string));
+            log::info!(
+                "Userdata is not a config tree ({}), kept as raw userdata only",
+                e.0.as_ref()
+                    .map_or("not an object".to_string(), ToString::to_string)
+            );
             return None;
         }
     };
-    out.warnings.extend(plan.skipped.iter().map(|s| format!("userdata entry {:?} skipped: {}", s.path, s.reason)));
+    out.warnings.extend(
+        plan.skipped
+            .iter()
+            .map(|s| format!("userdata entry {:?} skipped: {}", s.path, s.reason)),
+    );
     let mut hostname = None;
     let mut failed: Vec<RelPath> = Vec::new();
     for node in &plan.nodes {
         let (path, result) = match node {
-            Node::Dir { path, .. } | Node::File { path, .. } if failed.iter().any(|f| is_under(path, f)) => continue,
+            Node::Dir { path, .. } | Node::File { path, .. }
+                if failed.iter().any(|f| is_under(path, f)) =>
+            {
+                continue;
+            }
             Node::Dir { path, mode } => (path, dir.create_dir(path, *mode)),
-            Node::File { path, mode, content } => {
+            Node::File {
+                path,
+                mode,
+                content,
+            } => {
                 if path.to_string() == "hostname" {
                     hostname = Some(content.clone());
                     continue;
@@ -119,7 +151,8 @@ fn write_tree(dir: &ConfigDir, userdata: &[u8], out: &mut Applied) -> Option<Str
         match result {
             Ok(()) => out.written.push(path.to_string()),
             Err(e) => {
-                out.warnings.push(format!("userdata entry {path}: {}", chain(&e)));
+                out.warnings
+                    .push(format!("userdata entry {path}: {}", chain(&e)));
                 failed.push(path.clone());
             }
         }
@@ -131,7 +164,14 @@ fn is_under(path: &RelPath, parent: &RelPath) -> bool {
     path.to_string().starts_with(&format!("{parent}/"))
 }
 
-fn write(dir: &ConfigDir, out: &mut Applied, path: &RelPath, data: &[u8], mode: u32, parents: bool) -> Result<(), ApplyError> {
+fn write(
+    dir: &ConfigDir,
+    out: &mut Applied,
+    path: &RelPath,
+    data: &[u8],
+    mode: u32,
+    parents: bool,
+) -> Result<(), ApplyError> {
     dir.write_file(path, data, mode, parents)?;
     out.written.push(path.to_string());
     Ok(())

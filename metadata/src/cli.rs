@@ -68,7 +68,10 @@ fn seconds(option: &str, value: &str) -> Result<Duration, ArgsError> {
         .ok()
         .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
         .map(Duration::from_secs_f64)
-        .ok_or_else(|| ArgsError::BadValue { option: option.into(), value: value.into() })
+        .ok_or_else(|| ArgsError::BadValue {
+            option: option.into(),
+            value: value.into(),
+        })
 }
 
 /// Parses the arguments after the program name.
@@ -76,7 +79,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, ArgsError>
     let mut out = Args::default();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or_else(|| ArgsError::MissingValue(name.to_string()));
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or_else(|| ArgsError::MissingValue(name.to_string()))
+        };
         match arg.as_str() {
             "-v" | "--verbose" => out.verbose = true,
             "--sequential" => out.sequential = true,
@@ -87,7 +93,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, ArgsError>
             "--imds" => out.imds = Some(value(&arg)?),
             "--deadline" => out.deadline = seconds(&arg, &value(&arg)?)?,
             "--timeout" => out.request_timeout = seconds(&arg, &value(&arg)?)?,
-            token if token.starts_with("file=") && token.len() > 5 => out.providers.push(token.to_string()),
+            token if token.starts_with("file=") && token.len() > 5 => {
+                out.providers.push(token.to_string())
+            }
             token if NAMES.contains(&token) => out.providers.push(token.to_string()),
             other => return Err(ArgsError::UnknownProvider(other.to_string())),
         }
@@ -114,16 +122,26 @@ mod tests {
         assert!(a.verbose);
         assert_eq!(a.providers, ["cdrom", "file=/x/y", "aws"]);
         assert_eq!(args("nope"), Err(ArgsError::UnknownProvider("nope".into())));
-        assert_eq!(args("file="), Err(ArgsError::UnknownProvider("file=".into())));
+        assert_eq!(
+            args("file="),
+            Err(ArgsError::UnknownProvider("file=".into()))
+        );
     }
 
     #[test]
     fn long_options() {
-        let a = args("--deadline 1.5 --imds http://10.0.2.2:8080 --config-root /tmp/c aws").unwrap();
+        let a =
+            args("--deadline 1.5 --imds http://10.0.2.2:8080 --config-root /tmp/c aws").unwrap();
         assert_eq!(a.deadline, Duration::from_millis(1500));
         assert_eq!(a.imds.as_deref(), Some("http://10.0.2.2:8080"));
         assert_eq!(a.config_root, PathBuf::from("/tmp/c"));
-        assert!(matches!(args("--deadline -1"), Err(ArgsError::BadValue { .. })));
-        assert!(matches!(args("--deadline"), Err(ArgsError::MissingValue(_))));
+        assert!(matches!(
+            args("--deadline -1"),
+            Err(ArgsError::BadValue { .. })
+        ));
+        assert!(matches!(
+            args("--deadline"),
+            Err(ArgsError::MissingValue(_))
+        ));
     }
 }

@@ -45,7 +45,10 @@ impl RelPath {
         let parts: Vec<String> = path.split('/').map(str::to_string).collect();
         for c in &parts {
             if c.is_empty() || c == "." || c == ".." || c.contains('\0') || c.len() > 255 {
-                return Err(PathError::Component { path: path.to_string(), component: c.clone() });
+                return Err(PathError::Component {
+                    path: path.to_string(),
+                    component: c.clone(),
+                });
             }
         }
         Ok(Self(parts))
@@ -85,19 +88,39 @@ impl fmt::Display for RelPath {
 pub enum FsError {
     /// The root itself could not be created or opened.
     #[error("opening config root {root}")]
-    OpenRoot { root: PathBuf, #[source] source: std::io::Error },
+    OpenRoot {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A directory on the way could not be opened (missing, a symlink, or not a directory).
     #[error("opening directory {path} under the config root")]
-    OpenDir { path: String, #[source] source: Errno },
+    OpenDir {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     /// A directory could not be created.
     #[error("creating directory {path}")]
-    CreateDir { path: String, #[source] source: Errno },
+    CreateDir {
+        path: String,
+        #[source]
+        source: Errno,
+    },
     /// A file could not be written or renamed into place.
     #[error("writing {path}")]
-    Write { path: String, #[source] source: std::io::Error },
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A file or directory could not be removed.
     #[error("removing {path}")]
-    Remove { path: String, #[source] source: Errno },
+    Remove {
+        path: String,
+        #[source]
+        source: Errno,
+    },
 }
 
 /// An open config root.
@@ -107,16 +130,24 @@ pub struct ConfigDir {
     fd: OwnedFd,
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY.union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
+const DIR_FLAGS: OFlag = OFlag::O_DIRECTORY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
 
 impl ConfigDir {
     /// Creates `root` (0755, with parents) if needed and opens it.
     pub fn open(root: &Path) -> Result<Self, FsError> {
-        let err = |source| FsError::OpenRoot { root: root.to_path_buf(), source };
+        let err = |source| FsError::OpenRoot {
+            root: root.to_path_buf(),
+            source,
+        };
         std::fs::create_dir_all(root).map_err(err)?;
         let fd = nix::fcntl::open(root, DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())
             .map_err(|e| err(e.into()))?;
-        Ok(Self { root: root.to_path_buf(), fd })
+        Ok(Self {
+            root: root.to_path_buf(),
+            fd,
+        })
     }
 
     /// The root path, for messages.
@@ -134,11 +165,24 @@ impl ConfigDir {
             if let Some(mode) = create {
                 match mkdirat(dir.as_fd(), name.as_str(), Mode::from_bits_truncate(mode)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(source) => return Err(FsError::CreateDir { path: shown(), source }),
+                    Err(source) => {
+                        return Err(FsError::CreateDir {
+                            path: shown(),
+                            source,
+                        });
+                    }
                 }
             }
-            dir = openat(dir.as_fd(), name.as_str(), DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())
-                .map_err(|source| FsError::OpenDir { path: shown(), source })?;
+            dir = openat(
+                dir.as_fd(),
+                name.as_str(),
+                DIR_FLAGS | OFlag::O_RDONLY,
+                Mode::empty(),
+            )
+            .map_err(|source| FsError::OpenDir {
+                path: shown(),
+                source,
+            })?;
         }
         Ok(dir)
     }
@@ -146,31 +190,64 @@ impl ConfigDir {
     /// Creates the directory `path` with `mode` (through the umask). Its parent must exist; an
     /// existing directory keeps its mode.
     pub fn create_dir(&self, path: &RelPath, mode: u32) -> Result<(), FsError> {
-        let Some((parent, name)) = path.split_last() else { return Ok(()) };
+        let Some((parent, name)) = path.split_last() else {
+            return Ok(());
+        };
         let dir = self.open_dirs(parent, None)?;
         match mkdirat(dir.as_fd(), name.as_str(), Mode::from_bits_truncate(mode)) {
             Ok(()) | Err(Errno::EEXIST) => {}
-            Err(source) => return Err(FsError::CreateDir { path: path.to_string(), source }),
+            Err(source) => {
+                return Err(FsError::CreateDir {
+                    path: path.to_string(),
+                    source,
+                });
+            }
         }
         // Refuse a symlink or a file sitting where the directory should be.
-        openat(dir.as_fd(), name.as_str(), DIR_FLAGS | OFlag::O_RDONLY, Mode::empty())
-            .map(drop)
-            .map_err(|source| FsError::OpenDir { path: path.to_string(), source })
+        openat(
+            dir.as_fd(),
+            name.as_str(),
+            DIR_FLAGS | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .map(drop)
+        .map_err(|source| FsError::OpenDir {
+            path: path.to_string(),
+            source,
+        })
     }
 
     /// Writes `data` to `path` atomically (temporary file, then rename). With `make_parents`,
     /// missing parent directories are created 0755; otherwise they must exist.
-    pub fn write_file(&self, path: &RelPath, data: &[u8], mode: u32, make_parents: bool) -> Result<(), FsError> {
+    pub fn write_file(
+        &self,
+        path: &RelPath,
+        data: &[u8],
+        mode: u32,
+        make_parents: bool,
+    ) -> Result<(), FsError> {
         let Some((parent, name)) = path.split_last() else {
-            return Err(FsError::Write { path: String::new(), source: std::io::ErrorKind::InvalidInput.into() });
+            return Err(FsError::Write {
+                path: String::new(),
+                source: std::io::ErrorKind::InvalidInput.into(),
+            });
         };
         let dir = self.open_dirs(parent, make_parents.then_some(0o755))?;
-        let werr = |source| FsError::Write { path: path.to_string(), source };
+        let werr = |source| FsError::Write {
+            path: path.to_string(),
+            source,
+        };
         let tmp = format!(".{name}.tmp{}", std::process::id());
         let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(dir.as_fd(), tmp.as_str(), flags, Mode::from_bits_truncate(mode))
-            .map_err(|e| werr(e.into()))?;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(
+            dir.as_fd(),
+            tmp.as_str(),
+            flags,
+            Mode::from_bits_truncate(mode),
+        )
+        .map_err(|e| werr(e.into()))?;
         let mut file = File::from(fd);
         if let Err(e) = file.write_all(data) {
             let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
@@ -186,19 +263,34 @@ impl ConfigDir {
     /// Removes a file, or a directory if it is empty. A missing path or a non-empty directory is
     /// not an error.
     pub fn remove(&self, path: &RelPath) -> Result<(), FsError> {
-        let Some((parent, name)) = path.split_last() else { return Ok(()) };
+        let Some((parent, name)) = path.split_last() else {
+            return Ok(());
+        };
         let dir = match self.open_dirs(parent, None) {
             Ok(dir) => dir,
-            Err(FsError::OpenDir { source: Errno::ENOENT, .. }) => return Ok(()),
+            Err(FsError::OpenDir {
+                source: Errno::ENOENT,
+                ..
+            }) => return Ok(()),
             Err(e) => return Err(e),
         };
         match unlinkat(dir.as_fd(), name.as_str(), UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(Errno::EISDIR) => match unlinkat(dir.as_fd(), name.as_str(), UnlinkatFlags::RemoveDir) {
-                Ok(()) | Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) | Err(Errno::ENOENT) => Ok(()),
-                Err(source) => Err(FsError::Remove { path: path.to_string(), source }),
-            },
-            Err(source) => Err(FsError::Remove { path: path.to_string(), source }),
+            Err(Errno::EISDIR) => {
+                match unlinkat(dir.as_fd(), name.as_str(), UnlinkatFlags::RemoveDir) {
+                    Ok(()) | Err(Errno::ENOTEMPTY) | Err(Errno::EEXIST) | Err(Errno::ENOENT) => {
+                        Ok(())
+                    }
+                    Err(source) => Err(FsError::Remove {
+                        path: path.to_string(),
+                        source,
+                    }),
+                }
+            }
+            Err(source) => Err(FsError::Remove {
+                path: path.to_string(),
+                source,
+            }),
         }
     }
 
@@ -207,9 +299,18 @@ impl ConfigDir {
         use std::io::Read;
         let (parent, name) = path.split_last()?;
         let dir = self.open_dirs(parent, None).ok()?;
-        let fd = openat(dir.as_fd(), name.as_str(), OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
+        let fd = openat(
+            dir.as_fd(),
+            name.as_str(),
+            OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
         let mut out = Vec::new();
-        File::from(fd).take(limit as u64).read_to_end(&mut out).ok()?;
+        File::from(fd)
+            .take(limit as u64)
+            .read_to_end(&mut out)
+            .ok()?;
         Some(out)
     }
 }
@@ -222,11 +323,26 @@ mod tests {
     fn relative_paths_refuse_escapes() {
         assert!(RelPath::parse("a/b").is_ok());
         assert_eq!(RelPath::parse(""), Err(PathError::Empty));
-        assert!(matches!(RelPath::parse("/etc/passwd"), Err(PathError::Absolute(_))));
-        assert!(matches!(RelPath::parse("../x"), Err(PathError::Component { .. })));
-        assert!(matches!(RelPath::parse("a//b"), Err(PathError::Component { .. })));
-        assert!(matches!(RelPath::parse("a/./b"), Err(PathError::Component { .. })));
-        assert!(matches!(RelPath::parse("a\0b"), Err(PathError::Component { .. })));
+        assert!(matches!(
+            RelPath::parse("/etc/passwd"),
+            Err(PathError::Absolute(_))
+        ));
+        assert!(matches!(
+            RelPath::parse("../x"),
+            Err(PathError::Component { .. })
+        ));
+        assert!(matches!(
+            RelPath::parse("a//b"),
+            Err(PathError::Component { .. })
+        ));
+        assert!(matches!(
+            RelPath::parse("a/./b"),
+            Err(PathError::Component { .. })
+        ));
+        assert!(matches!(
+            RelPath::parse("a\0b"),
+            Err(PathError::Component { .. })
+        ));
     }
 
     #[test]
@@ -237,10 +353,24 @@ mod tests {
         let p = RelPath::parse("ssh/authorized_keys").unwrap();
         dir.write_file(&p, b"one", 0o600, true).unwrap();
         dir.write_file(&p, b"two", 0o600, true).unwrap();
-        assert_eq!(std::fs::read(tmp.path().join("config/ssh/authorized_keys")).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read(tmp.path().join("config/ssh/authorized_keys")).unwrap(),
+            b"two"
+        );
         std::os::unix::fs::symlink(outside.path(), tmp.path().join("config/link")).unwrap();
-        let err = dir.write_file(&RelPath::parse("link/x").unwrap(), b"x", 0o644, false).unwrap_err();
-        assert!(matches!(err, FsError::OpenDir { source: Errno::ELOOP | Errno::ENOTDIR, .. }), "{err:?}");
+        let err = dir
+            .write_file(&RelPath::parse("link/x").unwrap(), b"x", 0o644, false)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FsError::OpenDir {
+                    source: Errno::ELOOP | Errno::ENOTDIR,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
         assert!(!outside.path().join("x").exists());
     }
 }

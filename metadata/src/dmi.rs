@@ -50,7 +50,11 @@ const AZURE_TAG: &str = "7783-7084-3265-9085-8269-3286-77";
 impl Dmi {
     /// Reads the fields under `sysfs` (normally `/sys`).
     pub fn read(sysfs: &Path) -> Self {
-        let field = |rel: &str| std::fs::read(sysfs.join(rel)).map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_default();
+        let field = |rel: &str| {
+            std::fs::read(sysfs.join(rel))
+                .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+                .unwrap_or_default()
+        };
         Self {
             sys_vendor: field("class/dmi/id/sys_vendor"),
             product_name: field("class/dmi/id/product_name"),
@@ -64,9 +68,14 @@ impl Dmi {
     /// Which cloud this is, if the fields say so.
     pub fn cloud(&self) -> Option<Cloud> {
         let any = |needle: &str| {
-            [&self.sys_vendor, &self.product_name, &self.bios_vendor, &self.board_vendor]
-                .iter()
-                .any(|f| f.to_ascii_lowercase().contains(needle))
+            [
+                &self.sys_vendor,
+                &self.product_name,
+                &self.bios_vendor,
+                &self.board_vendor,
+            ]
+            .iter()
+            .any(|f| f.to_ascii_lowercase().contains(needle))
         };
         if any("amazon ec2") || self.hypervisor_uuid.to_ascii_lowercase().starts_with("ec2") {
             Some(Cloud::Aws)
@@ -97,18 +106,38 @@ mod tests {
     use super::*;
 
     fn dmi(vendor: &str, product: &str) -> Dmi {
-        Dmi { sys_vendor: vendor.into(), product_name: product.into(), ..Dmi::default() }
+        Dmi {
+            sys_vendor: vendor.into(),
+            product_name: product.into(),
+            ..Dmi::default()
+        }
     }
 
     #[test]
     fn known_signatures() {
         assert_eq!(dmi("Amazon EC2", "m5.large").cloud(), Some(Cloud::Aws));
-        assert_eq!(dmi("Google", "Google Compute Engine").cloud(), Some(Cloud::Gcp));
+        assert_eq!(
+            dmi("Google", "Google Compute Engine").cloud(),
+            Some(Cloud::Gcp)
+        );
         assert_eq!(dmi("Hetzner", "vServer").cloud(), Some(Cloud::Hetzner));
-        assert_eq!(dmi("OpenStack Foundation", "OpenStack Nova").cloud(), Some(Cloud::OpenStack));
-        assert_eq!(dmi("DigitalOcean", "Droplet").cloud(), Some(Cloud::DigitalOcean));
-        assert_eq!(dmi("VMware, Inc.", "VMware Virtual Platform").cloud(), Some(Cloud::Vmware));
-        let azure = Dmi { sys_vendor: "Microsoft Corporation".into(), chassis_asset_tag: AZURE_TAG.into(), ..Dmi::default() };
+        assert_eq!(
+            dmi("OpenStack Foundation", "OpenStack Nova").cloud(),
+            Some(Cloud::OpenStack)
+        );
+        assert_eq!(
+            dmi("DigitalOcean", "Droplet").cloud(),
+            Some(Cloud::DigitalOcean)
+        );
+        assert_eq!(
+            dmi("VMware, Inc.", "VMware Virtual Platform").cloud(),
+            Some(Cloud::Vmware)
+        );
+        let azure = Dmi {
+            sys_vendor: "Microsoft Corporation".into(),
+            chassis_asset_tag: AZURE_TAG.into(),
+            ..Dmi::default()
+        };
         assert_eq!(azure.cloud(), Some(Cloud::Azure));
         assert_eq!(dmi("QEMU", "Standard PC (Q35 + ICH9, 2009)").cloud(), None);
         assert_eq!(Dmi::default().cloud(), None);

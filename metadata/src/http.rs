@@ -57,7 +57,9 @@ impl Reply {
 
     /// The body as trimmed text, if there is one and it is UTF-8.
     pub fn text(self) -> Option<String> {
-        self.body().and_then(|b| String::from_utf8(b).ok()).map(|s| s.trim().to_string())
+        self.body()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|s| s.trim().to_string())
     }
 }
 
@@ -69,13 +71,21 @@ pub enum FetchError {
     Client(#[source] reqwest::Error),
     /// A status that is not worth retrying (401, 403, 405, other 4xx).
     #[error("{method} {url}: HTTP {status}")]
-    Status { method: Method, url: String, status: StatusCode },
+    Status {
+        method: Method,
+        url: String,
+        status: StatusCode,
+    },
     /// The body was larger than allowed.
     #[error("{url}: reply larger than {limit} bytes")]
     TooLarge { url: String, limit: usize },
     /// The deadline passed; `last` says what the last attempt got.
     #[error("{url}: no answer before the deadline ({attempts} attempts, last: {last})")]
-    Deadline { url: String, attempts: u32, last: String },
+    Deadline {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
 }
 
 impl FetchError {
@@ -104,7 +114,12 @@ pub struct Request {
 impl Request {
     /// A GET of `url`.
     pub fn get(url: impl Into<String>) -> Self {
-        Self { method: Method::GET, url: url.into(), headers: HeaderMap::new(), body: None }
+        Self {
+            method: Method::GET,
+            url: url.into(),
+            headers: HeaderMap::new(),
+            body: None,
+        }
     }
 
     /// Adds a header; invalid names or values are dropped (they come from our own constants or
@@ -136,7 +151,10 @@ impl Http {
     }
 
     /// A client that trusts exactly `roots` for HTTPS.
-    pub fn with_roots(policy: Policy, roots: Vec<reqwest::Certificate>) -> Result<Self, FetchError> {
+    pub fn with_roots(
+        policy: Policy,
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, FetchError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -166,7 +184,11 @@ impl Http {
             log::debug!("{} {}: {last}", req.method, req.url);
             let now = Instant::now();
             if now + pause >= deadline {
-                return Err(FetchError::Deadline { url: req.url.clone(), attempts, last });
+                return Err(FetchError::Deadline {
+                    url: req.url.clone(),
+                    attempts,
+                    last,
+                });
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(self.policy.backoff_cap);
@@ -179,7 +201,10 @@ impl Http {
     }
 
     async fn attempt(&self, req: &Request, deadline: Instant) -> Attempt {
-        let timeout = self.policy.request_timeout.min(deadline.saturating_duration_since(Instant::now()));
+        let timeout = self
+            .policy
+            .request_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
         if timeout.is_zero() {
             return Attempt::Retry("deadline reached".into());
         }
@@ -191,7 +216,10 @@ impl Http {
     }
 
     async fn exchange(&self, req: &Request) -> Attempt {
-        let mut builder = self.client.request(req.method.clone(), &req.url).headers(req.headers.clone());
+        let mut builder = self
+            .client
+            .request(req.method.clone(), &req.url)
+            .headers(req.headers.clone());
         if let Some(body) = &req.body {
             builder = builder.body(body.clone());
         } else if req.method == Method::PUT || req.method == Method::POST {
@@ -210,9 +238,16 @@ impl Http {
         }
         if !status.is_success() {
             let (method, url) = (req.method.clone(), req.url.clone());
-            return Attempt::Done(Err(FetchError::Status { method, url, status }));
+            return Attempt::Done(Err(FetchError::Status {
+                method,
+                url,
+                status,
+            }));
         }
-        if resp.content_length().is_some_and(|n| n > self.policy.max_body as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > self.policy.max_body as u64)
+        {
             return Attempt::Done(Err(self.too_large(req)));
         }
         let mut body = Vec::new();
@@ -231,12 +266,18 @@ impl Http {
     }
 
     fn too_large(&self, req: &Request) -> FetchError {
-        FetchError::TooLarge { url: req.url.clone(), limit: self.policy.max_body }
+        FetchError::TooLarge {
+            url: req.url.clone(),
+            limit: self.policy.max_body,
+        }
     }
 }
 
 /// Loads a PEM bundle (for example `/etc/ssl/certs/ca-certificates.crt`); a missing or unreadable
 /// file gives no roots, so HTTPS then fails with a certificate error naming the host.
 pub fn load_roots(path: &std::path::Path) -> Vec<reqwest::Certificate> {
-    std::fs::read(path).ok().and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok()).unwrap_or_default()
+    std::fs::read(path)
+        .ok()
+        .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
+        .unwrap_or_default()
 }

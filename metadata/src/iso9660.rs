@@ -44,7 +44,9 @@ struct Volume {
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes)
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(u32::from_le_bytes)
 }
 
 fn read_at<R: Read + Seek>(dev: &mut R, offset: u64, len: usize) -> Result<Vec<u8>, IsoError> {
@@ -60,7 +62,9 @@ fn read_at<R: Read + Seek>(dev: &mut R, offset: u64, len: usize) -> Result<Vec<u
 fn volumes<R: Read + Seek>(dev: &mut R) -> Result<Vec<Volume>, IsoError> {
     let mut out = Vec::new();
     for index in 16..32u64 {
-        let Ok(vd) = read_at(dev, index * SECTOR, SECTOR as usize) else { break };
+        let Ok(vd) = read_at(dev, index * SECTOR, SECTOR as usize) else {
+            break;
+        };
         if vd.get(1..6) != Some(b"CD001") {
             break;
         }
@@ -72,16 +76,42 @@ fn volumes<R: Read + Seek>(dev: &mut R) -> Result<Vec<Volume>, IsoError> {
         if kind != 1 && !joliet {
             continue;
         }
-        let block = u64::from(u16::from_le_bytes([*vd.get(128).unwrap_or(&0), *vd.get(129).unwrap_or(&0)]));
+        let block = u64::from(u16::from_le_bytes([
+            *vd.get(128).unwrap_or(&0),
+            *vd.get(129).unwrap_or(&0),
+        ]));
         if !matches!(block, 512 | 1024 | 2048) {
             return Err(IsoError::Corrupt("logical block size"));
         }
         let root = vd.get(156..190).ok_or(IsoError::Corrupt("root record"))?;
-        let root = Extent { lba: le32(root, 2).unwrap_or(0), len: le32(root, 10).unwrap_or(0), dir: true };
+        let root = Extent {
+            lba: le32(root, 2).unwrap_or(0),
+            len: le32(root, 10).unwrap_or(0),
+            dir: true,
+        };
         // Joliet first: its names are exact; then the primary volume with Rock Ridge.
-        if joliet { out.insert(0, Volume { root, block, joliet }) } else { out.push(Volume { root, block, joliet }) }
+        if joliet {
+            out.insert(
+                0,
+                Volume {
+                    root,
+                    block,
+                    joliet,
+                },
+            )
+        } else {
+            out.push(Volume {
+                root,
+                block,
+                joliet,
+            })
+        }
     }
-    if out.is_empty() { Err(IsoError::NotIso) } else { Ok(out) }
+    if out.is_empty() {
+        Err(IsoError::NotIso)
+    } else {
+        Ok(out)
+    }
 }
 
 /// The Rock Ridge `NM` name in a system-use area, if any.
@@ -102,7 +132,10 @@ fn rock_ridge_name(mut su: &[u8]) -> Option<String> {
 
 fn plain_name(raw: &[u8], joliet: bool) -> String {
     let name = if joliet {
-        let units: Vec<u16> = raw.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+        let units: Vec<u16> = raw
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]))
+            .collect();
         String::from_utf16_lossy(&units)
     } else {
         String::from_utf8_lossy(raw).into_owned()
@@ -112,7 +145,11 @@ fn plain_name(raw: &[u8], joliet: bool) -> String {
 }
 
 /// Entries of one directory: (name, extent).
-fn list<R: Read + Seek>(dev: &mut R, vol: &Volume, dir: Extent) -> Result<Vec<(String, Extent)>, IsoError> {
+fn list<R: Read + Seek>(
+    dev: &mut R,
+    vol: &Volume,
+    dir: Extent,
+) -> Result<Vec<(String, Extent)>, IsoError> {
     if dir.len > MAX_DIR {
         return Err(IsoError::Corrupt("directory too large"));
     }
@@ -125,24 +162,40 @@ fn list<R: Read + Seek>(dev: &mut R, vol: &Volume, dir: Extent) -> Result<Vec<(S
             pos = (pos / SECTOR as usize + 1) * SECTOR as usize;
             continue;
         }
-        let rec = data.get(pos..pos + len).ok_or(IsoError::Corrupt("directory record"))?;
+        let rec = data
+            .get(pos..pos + len)
+            .ok_or(IsoError::Corrupt("directory record"))?;
         pos += len;
         let name_len = usize::from(*rec.get(32).ok_or(IsoError::Corrupt("record too short"))?);
-        let raw = rec.get(33..33 + name_len).ok_or(IsoError::Corrupt("record name"))?;
+        let raw = rec
+            .get(33..33 + name_len)
+            .ok_or(IsoError::Corrupt("record name"))?;
         if raw == [0] || raw == [1] {
             continue;
         }
         let su_start = 33 + name_len + usize::from(name_len % 2 == 0);
-        let rr = if vol.joliet { None } else { rec.get(su_start..).and_then(rock_ridge_name) };
+        let rr = if vol.joliet {
+            None
+        } else {
+            rec.get(su_start..).and_then(rock_ridge_name)
+        };
         let name = rr.unwrap_or_else(|| plain_name(raw, vol.joliet));
         let flags = rec.get(25).copied().unwrap_or(0);
-        let extent = Extent { lba: le32(rec, 2).unwrap_or(0), len: le32(rec, 10).unwrap_or(0), dir: flags & 2 != 0 };
+        let extent = Extent {
+            lba: le32(rec, 2).unwrap_or(0),
+            len: le32(rec, 10).unwrap_or(0),
+            dir: flags & 2 != 0,
+        };
         out.push((name, extent));
     }
     Ok(out)
 }
 
-fn lookup<R: Read + Seek>(dev: &mut R, vol: &Volume, path: &str) -> Result<Option<Extent>, IsoError> {
+fn lookup<R: Read + Seek>(
+    dev: &mut R,
+    vol: &Volume,
+    path: &str,
+) -> Result<Option<Extent>, IsoError> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     if parts.len() > MAX_DEPTH {
         return Ok(None);
@@ -150,7 +203,12 @@ fn lookup<R: Read + Seek>(dev: &mut R, vol: &Volume, path: &str) -> Result<Optio
     let mut cur = vol.root;
     for (i, part) in parts.iter().enumerate() {
         let entries = list(dev, vol, cur)?;
-        let Some((_, found)) = entries.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(part)) else { return Ok(None) };
+        let Some((_, found)) = entries
+            .into_iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(part))
+        else {
+            return Ok(None);
+        };
         if i + 1 < parts.len() && !found.dir {
             return Ok(None);
         }
@@ -160,11 +218,18 @@ fn lookup<R: Read + Seek>(dev: &mut R, vol: &Volume, path: &str) -> Result<Optio
 }
 
 /// Reads `path` (`a/b/c`, case-insensitive) from the image; `None` if it is not there.
-pub fn read_file<R: Read + Seek>(dev: &mut R, path: &str, limit: usize) -> Result<Option<Vec<u8>>, IsoError> {
+pub fn read_file<R: Read + Seek>(
+    dev: &mut R,
+    path: &str,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, IsoError> {
     for vol in volumes(dev)? {
         if let Some(ext) = lookup(dev, &vol, path)? {
             if ext.len as usize > limit {
-                return Err(IsoError::TooLarge { path: path.to_string(), limit });
+                return Err(IsoError::TooLarge {
+                    path: path.to_string(),
+                    limit,
+                });
             }
             return read_at(dev, u64::from(ext.lba) * vol.block, ext.len as usize).map(Some);
         }
@@ -211,14 +276,23 @@ mod tests {
     #[test]
     fn reads_a_linuxkit_style_image() {
         let mut img = Cursor::new(linuxkit_iso(b"hello"));
-        assert_eq!(read_file(&mut img, "config", 100).unwrap().as_deref(), Some(&b"hello"[..]));
+        assert_eq!(
+            read_file(&mut img, "config", 100).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
         assert_eq!(read_file(&mut img, "user-data", 100).unwrap(), None);
-        assert!(matches!(read_file(&mut img, "config", 2), Err(IsoError::TooLarge { .. })));
+        assert!(matches!(
+            read_file(&mut img, "config", 2),
+            Err(IsoError::TooLarge { .. })
+        ));
     }
 
     #[test]
     fn corrupt_images_are_errors() {
-        assert!(matches!(read_file(&mut Cursor::new(vec![0u8; 40000]), "config", 10), Err(IsoError::NotIso)));
+        assert!(matches!(
+            read_file(&mut Cursor::new(vec![0u8; 40000]), "config", 10),
+            Err(IsoError::NotIso)
+        ));
         let mut img = linuxkit_iso(b"x");
         img[18 * 2048 + 68 + 32] = 200; // name longer than its record
         assert!(read_file(&mut Cursor::new(img.clone()), "config", 10).is_err());
@@ -230,7 +304,10 @@ mod tests {
     fn names() {
         assert_eq!(plain_name(b"USER_DAT.;1", false), "USER_DAT");
         assert_eq!(plain_name(&[0, b'a', 0, b'-'], true), "a-");
-        assert_eq!(rock_ridge_name(b"PX\x04\x01NM\x0e\x01\x00user-data"), Some("user-data".into()));
+        assert_eq!(
+            rock_ridge_name(b"PX\x04\x01NM\x0e\x01\x00user-data"),
+            Some("user-data".into())
+        );
         assert_eq!(rock_ridge_name(b"NM\x02"), None);
     }
 }

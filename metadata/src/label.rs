@@ -25,11 +25,15 @@ impl FsType {
 
 /// The type and (trimmed) label found in `head`, if it is ISO9660 or FAT.
 pub fn detect(head: &[u8]) -> Option<(FsType, String)> {
-    iso9660(head).map(|l| (FsType::Iso9660, l)).or_else(|| fat(head).map(|l| (FsType::Vfat, l)))
+    iso9660(head)
+        .map(|l| (FsType::Iso9660, l))
+        .or_else(|| fat(head).map(|l| (FsType::Vfat, l)))
 }
 
 fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).trim_matches(|c: char| c == ' ' || c == '\0').to_string()
+    String::from_utf8_lossy(bytes)
+        .trim_matches(|c: char| c == ' ' || c == '\0')
+        .to_string()
 }
 
 fn iso9660(head: &[u8]) -> Option<String> {
@@ -50,12 +54,20 @@ fn fat(head: &[u8]) -> Option<String> {
         return None;
     }
     let sectors_per_fat16 = u16::from_le_bytes([*boot.get(22)?, *boot.get(23)?]);
-    let (sig, label) = if sectors_per_fat16 == 0 { (66, 71) } else { (38, 43) };
+    let (sig, label) = if sectors_per_fat16 == 0 {
+        (66, 71)
+    } else {
+        (38, 43)
+    };
     if *boot.get(sig)? != 0x29 {
         return Some(String::new());
     }
     let label = text(boot.get(label..label + 11)?);
-    Some(if label == "NO NAME" { String::new() } else { label })
+    Some(if label == "NO NAME" {
+        String::new()
+    } else {
+        label
+    })
 }
 
 #[cfg(test)]

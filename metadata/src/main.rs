@@ -9,7 +9,10 @@ use metadata::run::{Plan, run};
 use metadata::select::Strategy;
 
 fn plan(args: &metadata::cli::Args) -> Plan {
-    let mut policy = Policy { request_timeout: args.request_timeout, ..Policy::default() };
+    let mut policy = Policy {
+        request_timeout: args.request_timeout,
+        ..Policy::default()
+    };
     let mut endpoints = Endpoints::default();
     if let Some(imds) = &args.imds {
         endpoints.imds.clone_from(imds);
@@ -23,7 +26,13 @@ fn plan(args: &metadata::cli::Args) -> Plan {
     } else {
         Strategy::Parallel
     };
-    let env = Env { sysfs: args.sysfs.clone(), dev: args.dev.clone(), endpoints, policy, ..Env::default() };
+    let env = Env {
+        sysfs: args.sysfs.clone(),
+        dev: args.dev.clone(),
+        endpoints,
+        policy,
+        ..Env::default()
+    };
     Plan {
         providers: args.providers.clone(),
         config_root: args.config_root.clone(),
@@ -44,8 +53,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    logging::init("metadata", if args.verbose { logging::Verbosity::Verbose } else { logging::Verbosity::Normal });
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    logging::init(
+        "metadata",
+        if args.verbose {
+            logging::Verbosity::Verbose
+        } else {
+            logging::Verbosity::Normal
+        },
+    );
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             log::error!("starting the async runtime: {e}");

@@ -24,12 +24,18 @@ pub struct Metadata {
 impl Metadata {
     /// Empty metadata for `provider`.
     pub fn new(provider: impl Into<String>) -> Self {
-        Self { provider: provider.into(), ..Self::default() }
+        Self {
+            provider: provider.into(),
+            ..Self::default()
+        }
     }
 
     /// Adds a top-level file when `value` is present and not empty (after trimming).
     pub fn file(&mut self, name: &str, value: Option<String>) {
-        if let Some(v) = value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
+        if let Some(v) = value
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+        {
             self.files.insert(name.to_string(), v.into_bytes());
         }
     }
@@ -37,7 +43,12 @@ impl Metadata {
     /// Adds SSH keys, one per non-empty line of each string.
     pub fn keys<I: IntoIterator<Item = String>>(&mut self, keys: I) {
         for k in keys {
-            self.ssh_keys.extend(k.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string));
+            self.ssh_keys.extend(
+                k.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
         }
     }
 }
@@ -51,9 +62,18 @@ pub fn validate_hostname(raw: &str) -> Result<String, String> {
         return Err("hostname is empty".into());
     }
     for label in name.split('.') {
-        let ok_chars = label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        if label.is_empty() || label.len() > 63 || !ok_chars || label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("hostname {name:?} is not a valid DNS name (label {label:?})"));
+        let ok_chars = label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if label.is_empty()
+            || label.len() > 63
+            || !ok_chars
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err(format!(
+                "hostname {name:?} is not a valid DNS name (label {label:?})"
+            ));
         }
     }
     if name.len() > 64 {
@@ -69,7 +89,10 @@ mod tests {
     #[test]
     fn hostnames_are_trimmed_and_checked() {
         assert_eq!(validate_hostname("host-1\n"), Ok("host-1".into()));
-        assert_eq!(validate_hostname(" ip-10-0-0-1.ec2.internal. "), Ok("ip-10-0-0-1.ec2.internal".into()));
+        assert_eq!(
+            validate_hostname(" ip-10-0-0-1.ec2.internal. "),
+            Ok("ip-10-0-0-1.ec2.internal".into())
+        );
         assert!(validate_hostname("").is_err());
         assert!(validate_hostname("bad host").is_err());
         assert!(validate_hostname("-x").is_err());

@@ -36,7 +36,13 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Summary {
     /// A provider answered and its data was written.
-    Applied { provider: String, name: &'static str, files: usize, hostname: Option<String>, warnings: Vec<String> },
+    Applied {
+        provider: String,
+        name: &'static str,
+        files: usize,
+        hostname: Option<String>,
+        warnings: Vec<String>,
+    },
     /// No provider answered.
     NoneFound { reasons: Vec<String> },
     /// A provider answered but its data could not be fetched or written.
@@ -56,20 +62,40 @@ impl Summary {
     /// The one-line summary.
     pub fn line(&self) -> String {
         match self {
-            Summary::Applied { provider, name, files, hostname, warnings } => format!(
+            Summary::Applied {
+                provider,
+                name,
+                files,
+                hostname,
+                warnings,
+            } => format!(
                 "metadata: {name} answered: provider {provider:?}, {files} paths written{}{}",
-                hostname.as_ref().map(|h| format!(", hostname {h}")).unwrap_or_default(),
-                if warnings.is_empty() { String::new() } else { format!(", {} warnings", warnings.len()) }
+                hostname
+                    .as_ref()
+                    .map(|h| format!(", hostname {h}"))
+                    .unwrap_or_default(),
+                if warnings.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} warnings", warnings.len())
+                }
             ),
-            Summary::NoneFound { reasons } => format!("metadata: no provider answered: {}", reasons.join("; ")),
-            Summary::Failed { name, error } => format!("metadata: {name} answered but failed: {error}"),
+            Summary::NoneFound { reasons } => {
+                format!("metadata: no provider answered: {}", reasons.join("; "))
+            }
+            Summary::Failed { name, error } => {
+                format!("metadata: {name} answered but failed: {error}")
+            }
         }
     }
 }
 
 /// Carries out `plan`.
 pub async fn run(plan: &Plan) -> Summary {
-    let failed = |name: &str, error: String| Summary::Failed { name: name.to_string(), error };
+    let failed = |name: &str, error: String| Summary::Failed {
+        name: name.to_string(),
+        error,
+    };
     let http = match Http::new(plan.env.policy) {
         Ok(h) => h,
         Err(e) => return failed("metadata", chain(&e)),
@@ -89,7 +115,9 @@ pub async fn run(plan: &Plan) -> Summary {
     let selection = select::select(&list, dmi, deadline, plan.strategy).await;
     let Some(winner) = selection.winner.and_then(|i| list.get(i)) else {
         clear_stale(plan);
-        return Summary::NoneFound { reasons: selection.reasons(&list) };
+        return Summary::NoneFound {
+            reasons: selection.reasons(&list),
+        };
     };
     log::info!("{}: Probe succeeded", winner.name());
     let fetch_deadline = Instant::now() + plan.deadline;
@@ -124,13 +152,24 @@ pub async fn run(plan: &Plan) -> Summary {
     if let Err(e) = winner.report_ready(Instant::now() + plan.deadline).await {
         return failed(winner.name(), chain(&e));
     }
-    Summary::Applied { provider: meta.provider, name: winner.name(), files: applied.written.len(), hostname: applied.hostname, warnings }
+    Summary::Applied {
+        provider: meta.provider,
+        name: winner.name(),
+        files: applied.written.len(),
+        hostname: applied.hostname,
+        warnings,
+    }
 }
 
 /// With no new data, what an earlier run wrote is removed so it cannot pass for this boot's.
 fn clear_stale(plan: &Plan) {
-    match ConfigDir::open(&plan.config_root).map_err(apply::ApplyError::from).and_then(|d| apply::remove_stale(&d)) {
-        Ok(removed) if !removed.is_empty() => log::info!("Removed {} files left by an earlier run", removed.len()),
+    match ConfigDir::open(&plan.config_root)
+        .map_err(apply::ApplyError::from)
+        .and_then(|d| apply::remove_stale(&d))
+    {
+        Ok(removed) if !removed.is_empty() => {
+            log::info!("Removed {} files left by an earlier run", removed.len())
+        }
         Ok(_) => {}
         Err(e) => log::warn!("{}", chain(&e)),
     }

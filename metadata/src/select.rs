@@ -70,7 +70,12 @@ impl Selection {
 }
 
 /// Picks the provider to use.
-pub async fn select(providers: &[Box<dyn Provider>], dmi: Option<Cloud>, deadline: Instant, strategy: Strategy) -> Selection {
+pub async fn select(
+    providers: &[Box<dyn Provider>],
+    dmi: Option<Cloud>,
+    deadline: Instant,
+    strategy: Strategy,
+) -> Selection {
     match strategy {
         Strategy::Parallel => parallel(providers, dmi, deadline).await,
         Strategy::Sequential(step) => sequential(providers, step).await,
@@ -97,7 +102,11 @@ fn first_decided(states: &[State]) -> Option<Option<usize>> {
     Some(None)
 }
 
-async fn parallel(providers: &[Box<dyn Provider>], dmi: Option<Cloud>, deadline: Instant) -> Selection {
+async fn parallel(
+    providers: &[Box<dyn Provider>],
+    dmi: Option<Cloud>,
+    deadline: Instant,
+) -> Selection {
     let mut states = vec![State::Pending; providers.len()];
     for (p, s) in providers.iter().zip(states.iter_mut()) {
         if let (Some(want), Some(is)) = (p.cloud(), dmi) {
@@ -111,12 +120,20 @@ async fn parallel(providers: &[Box<dyn Provider>], dmi: Option<Cloud>, deadline:
             states[i] = probe(p.as_ref(), deadline).await;
         }
     }
-    let local_found = providers.iter().zip(&states).any(|(p, s)| p.locality() == Locality::Local && *s == State::Found);
-    let dmi_cloud_configured = dmi.is_some() && providers.iter().any(|p| p.locality() == Locality::Network && p.cloud() == dmi);
+    let local_found = providers
+        .iter()
+        .zip(&states)
+        .any(|(p, s)| p.locality() == Locality::Local && *s == State::Found);
+    let dmi_cloud_configured = dmi.is_some()
+        && providers
+            .iter()
+            .any(|p| p.locality() == Locality::Network && p.cloud() == dmi);
     if local_found && !dmi_cloud_configured {
         for (p, s) in providers.iter().zip(states.iter_mut()) {
             if p.locality() == Locality::Network && *s == State::Pending {
-                *s = State::Skipped("a local source answered and DMI names no configured cloud".into());
+                *s = State::Skipped(
+                    "a local source answered and DMI names no configured cloud".into(),
+                );
             }
         }
     }
@@ -132,19 +149,34 @@ async fn parallel(providers: &[Box<dyn Provider>], dmi: Option<Cloud>, deadline:
             None => break,
         }
     }
-    Selection { winner: first_decided(&states).flatten(), states }
+    Selection {
+        winner: first_decided(&states).flatten(),
+        states,
+    }
 }
 
 async fn sequential(providers: &[Box<dyn Provider>], step: Duration) -> Selection {
     let mut states = vec![State::Pending; providers.len()];
-    let order = (0..providers.len()).filter(|i| providers[*i].locality() == Locality::Network).chain((0..providers.len()).filter(|i| providers[*i].locality() == Locality::Local));
+    let order = (0..providers.len())
+        .filter(|i| providers[*i].locality() == Locality::Network)
+        .chain((0..providers.len()).filter(|i| providers[*i].locality() == Locality::Local));
     for i in order.collect::<Vec<_>>() {
         let state = probe(providers[i].as_ref(), Instant::now() + step).await;
         let found = state == State::Found;
-        states[i] = if state == State::Pending { State::Failed(format!("no answer within {step:?}")) } else { state };
+        states[i] = if state == State::Pending {
+            State::Failed(format!("no answer within {step:?}"))
+        } else {
+            state
+        };
         if found {
-            return Selection { winner: Some(i), states };
+            return Selection {
+                winner: Some(i),
+                states,
+            };
         }
     }
-    Selection { winner: None, states }
+    Selection {
+        winner: None,
+        states,
+    }
 }

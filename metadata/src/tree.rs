@@ -24,7 +24,11 @@ pub enum Node {
     /// Create a directory.
     Dir { path: RelPath, mode: u32 },
     /// Write a file.
-    File { path: RelPath, mode: u32, content: String },
+    File {
+        path: RelPath,
+        mode: u32,
+        content: String,
+    },
 }
 
 /// An entry that was skipped, and why.
@@ -53,7 +57,9 @@ pub struct NotATree(#[source] pub Option<serde_json::Error>);
 /// Parses userdata into a plan.
 pub fn plan(userdata: &[u8]) -> Result<Plan, NotATree> {
     let value: Value = serde_json::from_slice(userdata).map_err(|e| NotATree(Some(e)))?;
-    let Value::Object(top) = value else { return Err(NotATree(None)) };
+    let Value::Object(top) = value else {
+        return Err(NotATree(None));
+    };
     let mut out = Plan::default();
     walk(&top, None, 1, &mut out);
     Ok(out)
@@ -92,7 +98,9 @@ fn walk(entries: &Map<String, Value>, parent: Option<&RelPath>, depth: usize, ou
 }
 
 fn entry(value: &Value, path: RelPath, depth: usize, out: &mut Plan) -> Result<(), String> {
-    let Value::Object(fields) = value else { return Err("entry is not a JSON object".into()) };
+    let Value::Object(fields) = value else {
+        return Err("entry is not a JSON object".into());
+    };
     let perm = match fields.get("perm") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(parse_perm(s).ok_or_else(|| format!("invalid perm {s:?}"))?),
@@ -101,14 +109,21 @@ fn entry(value: &Value, path: RelPath, depth: usize, out: &mut Plan) -> Result<(
     match (fields.get("content"), fields.get("entries")) {
         (Some(Value::String(content)), None) => {
             let mode = perm.unwrap_or(FILE_MODE);
-            out.nodes.push(Node::File { path, mode, content: content.clone() });
+            out.nodes.push(Node::File {
+                path,
+                mode,
+                content: content.clone(),
+            });
             Ok(())
         }
         (None, Some(Value::Object(children))) => {
             if depth >= MAX_DEPTH {
                 return Err(format!("deeper than {MAX_DEPTH} levels"));
             }
-            out.nodes.push(Node::Dir { path: path.clone(), mode: perm.unwrap_or(DIR_MODE) });
+            out.nodes.push(Node::Dir {
+                path: path.clone(),
+                mode: perm.unwrap_or(DIR_MODE),
+            });
             walk(children, Some(&path), depth + 1, out);
             Ok(())
         }
@@ -120,7 +135,10 @@ fn entry(value: &Value, path: RelPath, depth: usize, out: &mut Plan) -> Result<(
 }
 
 fn skip(out: &mut Plan, path: &str, reason: String) {
-    out.skipped.push(Skipped { path: path.to_string(), reason });
+    out.skipped.push(Skipped {
+        path: path.to_string(),
+        reason,
+    });
 }
 
 #[cfg(test)]
@@ -134,12 +152,29 @@ mod tests {
     #[test]
     fn linuxkit_example_gives_files_and_dirs() {
         let p = plan(br#"{"ssh":{"entries":{"sshd_config":{"perm":"0600","content":"x"}}},"foo":{"entries":{"bar":{"content":"foobar"}}}}"#).unwrap();
-        assert_eq!(p.nodes, vec![
-            Node::Dir { path: rel("foo"), mode: 0o755 },
-            Node::File { path: rel("foo/bar"), mode: 0o644, content: "foobar".into() },
-            Node::Dir { path: rel("ssh"), mode: 0o755 },
-            Node::File { path: rel("ssh/sshd_config"), mode: 0o600, content: "x".into() },
-        ]);
+        assert_eq!(
+            p.nodes,
+            vec![
+                Node::Dir {
+                    path: rel("foo"),
+                    mode: 0o755
+                },
+                Node::File {
+                    path: rel("foo/bar"),
+                    mode: 0o644,
+                    content: "foobar".into()
+                },
+                Node::Dir {
+                    path: rel("ssh"),
+                    mode: 0o755
+                },
+                Node::File {
+                    path: rel("ssh/sshd_config"),
+                    mode: 0o600,
+                    content: "x".into()
+                },
+            ]
+        );
         assert!(p.skipped.is_empty());
     }
 
@@ -149,8 +184,33 @@ mod tests {
             "neither":{"perm":"0644"},"badperm":{"perm":"9","content":"x"},"suid":{"perm":"4755","content":"x"},
             "numperm":{"perm":644,"content":"x"},"ok":{"content":""},"d":{"entries":{"..":{"content":"x"}}}}"#).unwrap();
         let skipped: Vec<&str> = p.skipped.iter().map(|s| s.path.as_str()).collect();
-        assert_eq!(skipped, ["../escape", "/abs", "badperm", "both", "d/..", "neither", "numperm", "suid"]);
-        assert_eq!(p.nodes, vec![Node::Dir { path: rel("d"), mode: 0o755 }, Node::File { path: rel("ok"), mode: 0o644, content: String::new() }]);
+        assert_eq!(
+            skipped,
+            [
+                "../escape",
+                "/abs",
+                "badperm",
+                "both",
+                "d/..",
+                "neither",
+                "numperm",
+                "suid"
+            ]
+        );
+        assert_eq!(
+            p.nodes,
+            vec![
+                Node::Dir {
+                    path: rel("d"),
+                    mode: 0o755
+                },
+                Node::File {
+                    path: rel("ok"),
+                    mode: 0o644,
+                    content: String::new()
+                }
+            ]
+        );
     }
 
     #[test]

@@ -18,7 +18,13 @@ struct Loop(String);
 impl Loop {
     fn attach(image: &Path) -> Loop {
         require_tool("losetup");
-        Loop(sh(Command::new("losetup").args(["--find", "--show", "--read-only"]).arg(image)).trim().to_string())
+        Loop(
+            sh(Command::new("losetup")
+                .args(["--find", "--show", "--read-only"])
+                .arg(image))
+            .trim()
+            .to_string(),
+        )
     }
 }
 
@@ -53,7 +59,11 @@ fn iso(tool: &str, tmp: &Path, label: &str, entries: &[(&str, &str)]) -> PathBuf
     if tool == "xorriso" {
         cmd.args(["-as", "mkisofs"]);
     }
-    sh(cmd.args(["-quiet", "-o"]).arg(&out).args(["-V", label, "-r", "-J"]).arg(&src));
+    sh(cmd
+        .args(["-quiet", "-o"])
+        .arg(&out)
+        .args(["-V", label, "-r", "-J"])
+        .arg(&src));
     out
 }
 
@@ -62,22 +72,35 @@ fn fat(tmp: &Path, label: &str, entries: &[(&str, &str)]) -> PathBuf {
     require_tool("mkfs.vfat");
     require_tool("mcopy");
     let img = tmp.join("fat.img");
-    std::fs::File::create(&img).unwrap().set_len(8 * 1024 * 1024).unwrap();
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 * 1024 * 1024)
+        .unwrap();
     sh(Command::new("mkfs.vfat").args(["-n", label]).arg(&img));
     let src = tmp.join("fat-src");
     files(&src, entries);
     for (name, _) in entries {
-        sh(Command::new("mcopy").arg("-i").arg(&img).arg(src.join(name)).arg(format!("::{name}")));
+        sh(Command::new("mcopy")
+            .arg("-i")
+            .arg(&img)
+            .arg(src.join(name))
+            .arg(format!("::{name}")));
     }
     img
 }
 
 async fn run_disk(tmp: &TempDir, providers: &[&str]) -> Summary {
     // No network provider present: every endpoint is a closed loopback port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let mut plan = support::plan(&format!("http://{closed}"), closed, providers, tmp.path());
     if providers.is_empty() {
-        plan.providers = metadata::providers::DEFAULT_ORDER.iter().map(|s| s.to_string()).collect();
+        plan.providers = metadata::providers::DEFAULT_ORDER
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     }
     plan.deadline = Duration::from_secs(2);
     run(&plan).await
@@ -86,13 +109,28 @@ async fn run_disk(tmp: &TempDir, providers: &[&str]) -> Summary {
 #[tokio::test]
 async fn nocloud_iso9660_by_label() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = iso("genisoimage", tmp.path(), "cidata", &[("user-data", r#"{"greeting":{"content":"hi"}}"#), ("meta-data", "instance-id: iid-1\nlocal-hostname: cd-host\n")]);
+    let img = iso(
+        "genisoimage",
+        tmp.path(),
+        "cidata",
+        &[
+            ("user-data", r#"{"greeting":{"content":"hi"}}"#),
+            ("meta-data", "instance-id: iid-1\nlocal-hostname: cd-host\n"),
+        ],
+    );
     let dev = Loop::attach(&img);
     expose(tmp.path(), "vdb", &dev);
     let summary = run_disk(&tmp, &[]).await;
-    assert!(matches!(&summary, Summary::Applied { name: "cdrom", .. }), "{}", summary.line());
+    assert!(
+        matches!(&summary, Summary::Applied { name: "cdrom", .. }),
+        "{}",
+        summary.line()
+    );
     let root = tmp.path().join("config");
-    assert_eq!(read(&root, "provider"), format!("CDROM {}", tmp.path().join("dev/vdb").display()));
+    assert_eq!(
+        read(&root, "provider"),
+        format!("CDROM {}", tmp.path().join("dev/vdb").display())
+    );
     assert_eq!(read(&root, "greeting"), "hi");
     assert_eq!(read(&root, "hostname"), "cd-host");
     assert_eq!(read(&root, "instance_id"), "iid-1");
@@ -101,36 +139,77 @@ async fn nocloud_iso9660_by_label() {
 #[tokio::test]
 async fn nocloud_fat_by_label() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = fat(tmp.path(), "CIDATA", &[("user-data", "#cloud-config\nfat: true\n")]);
+    let img = fat(
+        tmp.path(),
+        "CIDATA",
+        &[("user-data", "#cloud-config\nfat: true\n")],
+    );
     let dev = Loop::attach(&img);
     expose(tmp.path(), "vdc", &dev);
     let summary = run_disk(&tmp, &["cdrom"]).await;
-    assert!(matches!(&summary, Summary::Applied { name: "cdrom", .. }), "{}", summary.line());
-    assert_eq!(read(&tmp.path().join("config"), "userdata"), "#cloud-config\nfat: true\n");
+    assert!(
+        matches!(&summary, Summary::Applied { name: "cdrom", .. }),
+        "{}",
+        summary.line()
+    );
+    assert_eq!(
+        read(&tmp.path().join("config"), "userdata"),
+        "#cloud-config\nfat: true\n"
+    );
 }
 
 #[tokio::test]
 async fn linuxkit_config_iso_through_sr_devices() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = iso("xorriso", tmp.path(), "config", &[("config", "linuxkit run --data")]);
+    let img = iso(
+        "xorriso",
+        tmp.path(),
+        "config",
+        &[("config", "linuxkit run --data")],
+    );
     let dev = Loop::attach(&img);
     expose(tmp.path(), "sr0", &dev);
     let summary = run_disk(&tmp, &["cdrom"]).await;
-    assert!(matches!(&summary, Summary::Applied { .. }), "{}", summary.line());
-    assert_eq!(read(&tmp.path().join("config"), "userdata"), "linuxkit run --data");
+    assert!(
+        matches!(&summary, Summary::Applied { .. }),
+        "{}",
+        summary.line()
+    );
+    assert_eq!(
+        read(&tmp.path().join("config"), "userdata"),
+        "linuxkit run --data"
+    );
 }
 
 #[tokio::test]
 async fn configdrive_config_2() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = iso("xorriso", tmp.path(), "config-2", &[
-        ("openstack/latest/meta_data.json", r#"{"uuid":"u-1","hostname":"os-host","public_keys":{"k":"ssh-rsa OS"}}"#),
-        ("openstack/latest/user_data", "os userdata"),
-    ]);
+    let img = iso(
+        "xorriso",
+        tmp.path(),
+        "config-2",
+        &[
+            (
+                "openstack/latest/meta_data.json",
+                r#"{"uuid":"u-1","hostname":"os-host","public_keys":{"k":"ssh-rsa OS"}}"#,
+            ),
+            ("openstack/latest/user_data", "os userdata"),
+        ],
+    );
     let dev = Loop::attach(&img);
     expose(tmp.path(), "vdd", &dev);
     let summary = run_disk(&tmp, &[]).await;
-    assert!(matches!(&summary, Summary::Applied { name: "configdrive", .. }), "{}", summary.line());
+    assert!(
+        matches!(
+            &summary,
+            Summary::Applied {
+                name: "configdrive",
+                ..
+            }
+        ),
+        "{}",
+        summary.line()
+    );
     let root = tmp.path().join("config");
     assert_eq!(read(&root, "hostname"), "os-host");
     assert_eq!(read(&root, "instance_id"), "u-1");
@@ -141,22 +220,41 @@ async fn configdrive_config_2() {
 #[tokio::test]
 async fn unlabelled_disks_are_ignored() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = iso("genisoimage", tmp.path(), "random", &[("user-data", "nope")]);
+    let img = iso(
+        "genisoimage",
+        tmp.path(),
+        "random",
+        &[("user-data", "nope")],
+    );
     let dev = Loop::attach(&img);
     expose(tmp.path(), "vde", &dev);
     let summary = run_disk(&tmp, &["cdrom", "configdrive"]).await;
-    assert!(matches!(&summary, Summary::NoneFound { .. }), "{}", summary.line());
+    assert!(
+        matches!(&summary, Summary::NoneFound { .. }),
+        "{}",
+        summary.line()
+    );
 }
 
 #[tokio::test]
 async fn dmi_cloud_is_waited_for_before_a_local_disk() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = iso("genisoimage", tmp.path(), "cidata", &[("user-data", "disk")]);
+    let img = iso(
+        "genisoimage",
+        tmp.path(),
+        "cidata",
+        &[("user-data", "disk")],
+    );
     let dev = Loop::attach(&img);
     expose(tmp.path(), "vdb", &dev);
     std::fs::create_dir_all(tmp.path().join("sys/class/dmi/id")).unwrap();
     std::fs::write(tmp.path().join("sys/class/dmi/id/sys_vendor"), "Amazon EC2").unwrap();
     let summary = run_disk(&tmp, &["aws", "cdrom"]).await;
-    let Summary::Applied { name, .. } = &summary else { panic!("{}", summary.line()) };
-    assert_eq!(*name, "cdrom", "aws (named by DMI) was given until the deadline, then the disk won");
+    let Summary::Applied { name, .. } = &summary else {
+        panic!("{}", summary.line())
+    };
+    assert_eq!(
+        *name, "cdrom",
+        "aws (named by DMI) was given until the deadline, then the disk won"
+    );
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 use metadata::run::{Summary, run};
 use support::{Answer, Handler, Seen, Server, clouds};
 
-
 async fn probe_gcp_like(handler: Handler) -> (Summary, Server) {
     let server = Server::start("127.0.0.1:0", handler);
     let tmp = tempfile::tempdir().unwrap();
@@ -26,12 +25,26 @@ fn always(answer: Answer) -> Handler {
 fn flaky(n: usize, first: Answer) -> Handler {
     let count = AtomicUsize::new(0);
     let gcp = clouds::gcp();
-    Arc::new(move |req: &Seen| if count.fetch_add(1, Ordering::SeqCst) < n { first.clone() } else { gcp(req) })
+    Arc::new(move |req: &Seen| {
+        if count.fetch_add(1, Ordering::SeqCst) < n {
+            first.clone()
+        } else {
+            gcp(req)
+        }
+    })
 }
 
 fn none_found_saying(summary: &Summary, needle: &str) {
-    assert!(matches!(summary, Summary::NoneFound { .. }), "expected no provider: {}", summary.line());
-    assert!(summary.line().contains(needle), "summary should mention {needle:?}: {}", summary.line());
+    assert!(
+        matches!(summary, Summary::NoneFound { .. }),
+        "expected no provider: {}",
+        summary.line()
+    );
+    assert!(
+        summary.line().contains(needle),
+        "summary should mention {needle:?}: {}",
+        summary.line()
+    );
 }
 
 #[tokio::test]
@@ -42,7 +55,11 @@ async fn stalled_server_ends_at_the_deadline() {
 
 #[tokio::test]
 async fn slow_body_is_cut_by_the_request_timeout() {
-    let (summary, _) = probe_gcp_like(always(Answer::SlowBody(vec![b'x'; 200], Duration::from_millis(50)))).await;
+    let (summary, _) = probe_gcp_like(always(Answer::SlowBody(
+        vec![b'x'; 200],
+        Duration::from_millis(50),
+    )))
+    .await;
     none_found_saying(&summary, "timed out");
 }
 
@@ -59,7 +76,11 @@ async fn not_found_and_gone_mean_absent_at_once() {
 async fn too_many_requests_and_server_errors_are_retried() {
     for code in [429, 500, 503] {
         let (summary, _) = probe_gcp_like(flaky(2, Answer::status(code))).await;
-        assert!(matches!(summary, Summary::Applied { .. }), "{code} then success: {}", summary.line());
+        assert!(
+            matches!(summary, Summary::Applied { .. }),
+            "{code} then success: {}",
+            summary.line()
+        );
         let (summary, server) = probe_gcp_like(always(Answer::status(code))).await;
         none_found_saying(&summary, &format!("HTTP {code}"));
         assert!(server.requests().len() > 2, "{code} was retried");
@@ -75,10 +96,15 @@ async fn forbidden_is_final() {
 
 #[tokio::test]
 async fn garbage_is_not_http() {
-    let (summary, _) = probe_gcp_like(always(Answer::Raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()))).await;
+    let (summary, _) =
+        probe_gcp_like(always(Answer::Raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()))).await;
     none_found_saying(&summary, "gcp:");
     let (summary, _) = probe_gcp_like(flaky(1, Answer::Raw(b"\x00\x01garbage".to_vec()))).await;
-    assert!(matches!(summary, Summary::Applied { .. }), "garbage once, then fine: {}", summary.line());
+    assert!(
+        matches!(summary, Summary::Applied { .. }),
+        "garbage once, then fine: {}",
+        summary.line()
+    );
 }
 
 #[tokio::test]
@@ -91,25 +117,53 @@ async fn oversized_replies_are_refused() {
 async fn oversized_userdata_is_dropped_not_fatal() {
     let big = vec![b'u'; 2 * 1024 * 1024];
     let gcp = clouds::gcp();
-    let handler: Handler = Arc::new(move |req: &Seen| if req.path.ends_with("user-data") { Answer::ok(big.clone()) } else { gcp(req) });
+    let handler: Handler = Arc::new(move |req: &Seen| {
+        if req.path.ends_with("user-data") {
+            Answer::ok(big.clone())
+        } else {
+            gcp(req)
+        }
+    });
     let (summary, _) = probe_gcp_like(handler).await;
-    assert!(matches!(summary, Summary::Applied { .. }), "{}", summary.line());
+    assert!(
+        matches!(summary, Summary::Applied { .. }),
+        "{}",
+        summary.line()
+    );
 }
 
 #[tokio::test]
 async fn token_that_keeps_expiring_fails_clearly() {
-    let server = Server::start("127.0.0.1:0", clouds::aws(clouds::Imds { token_uses: Some(0), ..Default::default() }));
+    let server = Server::start(
+        "127.0.0.1:0",
+        clouds::aws(clouds::Imds {
+            token_uses: Some(0),
+            ..Default::default()
+        }),
+    );
     let tmp = tempfile::tempdir().unwrap();
-    let summary = run(&support::plan(&server.url(), server.addr, &["aws"], tmp.path())).await;
+    let summary = run(&support::plan(
+        &server.url(),
+        server.addr,
+        &["aws"],
+        tmp.path(),
+    ))
+    .await;
     none_found_saying(&summary, "401");
 }
 
 #[tokio::test]
 async fn nothing_listening_ends_within_the_deadline() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut plan = support::plan(&format!("http://{port}"), port, &[], tmp.path());
-    plan.providers = metadata::providers::DEFAULT_ORDER.iter().map(|s| s.to_string()).collect();
+    plan.providers = metadata::providers::DEFAULT_ORDER
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     plan.deadline = Duration::from_secs(1);
     let summary = run(&plan).await;
     none_found_saying(&summary, "aws: ");

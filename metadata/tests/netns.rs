@@ -11,7 +11,12 @@ fn metadata(ns: &Netns, tmp: &std::path::Path, args: &[&str]) -> Output {
     std::fs::create_dir_all(tmp.join("sys")).unwrap();
     std::fs::create_dir_all(tmp.join("dev")).unwrap();
     let mut cmd = ns.command(&support::binary());
-    cmd.arg("--config-root").arg(tmp.join("config")).arg("--sysfs").arg(tmp.join("sys")).arg("--dev").arg(tmp.join("dev"));
+    cmd.arg("--config-root")
+        .arg(tmp.join("config"))
+        .arg("--sysfs")
+        .arg(tmp.join("sys"))
+        .arg("--dev")
+        .arg(tmp.join("dev"));
     cmd.args(args).output().expect("running metadata")
 }
 
@@ -22,12 +27,24 @@ fn stderr(out: &Output) -> String {
 #[test]
 fn aws_imdsv2_on_169_254_169_254() {
     let ns = Netns::new("aws", &["169.254.169.254/32"]);
-    let server = Server::start_in(&ns.name, "169.254.169.254:80", clouds::aws(clouds::Imds::default()));
+    let server = Server::start_in(
+        &ns.name,
+        "169.254.169.254:80",
+        clouds::aws(clouds::Imds::default()),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = metadata(&ns, tmp.path(), &["-v"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("metadata: aws answered: provider \"AWS\""), "{}", stderr(&out));
-    assert!(stderr(&out).contains("Set hostname to: ip-10-0-0-1.ec2.internal"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("metadata: aws answered: provider \"AWS\""),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("Set hostname to: ip-10-0-0-1.ec2.internal"),
+        "{}",
+        stderr(&out)
+    );
     let root = tmp.path().join("config");
     assert_eq!(read(&root, "provider"), "AWS");
     assert_eq!(read(&root, "motd"), "hello from aws");
@@ -37,7 +54,11 @@ fn aws_imdsv2_on_169_254_169_254() {
 #[test]
 fn aws_ipv6_endpoint() {
     let ns = Netns::new("aws6", &["fd00:ec2::254/128"]);
-    let _server = Server::start_in(&ns.name, "[fd00:ec2::254]:80", clouds::aws(clouds::Imds::default()));
+    let _server = Server::start_in(
+        &ns.name,
+        "[fd00:ec2::254]:80",
+        clouds::aws(clouds::Imds::default()),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = metadata(&ns, tmp.path(), &["aws"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -51,8 +72,16 @@ fn scaleway_on_169_254_42_42_with_a_privileged_port() {
     let tmp = tempfile::tempdir().unwrap();
     let out = metadata(&ns, tmp.path(), &["scaleway"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(read(&tmp.path().join("config"), "userdata"), "scaleway userdata");
-    assert!(server.requests().iter().any(|r| r.path == "/user_data/cloud-init" && r.peer.port() < 1024));
+    assert_eq!(
+        read(&tmp.path().join("config"), "userdata"),
+        "scaleway userdata"
+    );
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path == "/user_data/cloud-init" && r.peer.port() < 1024)
+    );
 }
 
 #[test]
@@ -62,7 +91,10 @@ fn no_provider_ends_within_the_deadline_with_a_reason() {
     let out = metadata(&ns, tmp.path(), &["--deadline", "1.5"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("metadata: no provider answered: aws:"), "{err}");
+    assert!(
+        err.contains("metadata: no provider answered: aws:"),
+        "{err}"
+    );
     assert!(err.contains("cdrom: not present"), "{err}");
 }
 
@@ -72,5 +104,9 @@ fn unknown_provider_is_fatal_with_linuxkits_message() {
     let tmp = tempfile::tempdir().unwrap();
     let out = metadata(&ns, tmp.path(), &["aws", "nimbus"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("Unrecognised metadata provider: nimbus"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Unrecognised metadata provider: nimbus"),
+        "{}",
+        stderr(&out)
+    );
 }

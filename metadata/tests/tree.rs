@@ -51,9 +51,18 @@ fn traversal_attempts_stay_inside() {
     let applied = apply(&with_userdata(&json), &root).unwrap();
     assert!(!tmp.path().join("run/escape").exists());
     assert!(!tmp.path().join("b").exists());
-    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing written through links or absolute keys");
+    assert_eq!(
+        std::fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing written through links or absolute keys"
+    );
     assert_eq!(read(&root, "ok"), "fine");
-    assert!(std::fs::symlink_metadata(root.join("filelink")).unwrap().is_file(), "a symlink is replaced, never followed");
+    assert!(
+        std::fs::symlink_metadata(root.join("filelink"))
+            .unwrap()
+            .is_file(),
+        "a symlink is replaced, never followed"
+    );
     assert!(applied.warnings.len() >= 4, "{:?}", applied.warnings);
 }
 
@@ -65,7 +74,14 @@ fn invalid_entries_are_skipped_and_reported() {
         "setuid":{"perm":"4755","content":"x"},"good":{"content":""}}"#), &root).unwrap();
     for bad in ["both", "neither", "perm", "setuid"] {
         assert!(!root.join(bad).exists(), "{bad} skipped");
-        assert!(applied.warnings.iter().any(|w| w.contains(&format!("{bad:?}"))), "{bad} reported: {:?}", applied.warnings);
+        assert!(
+            applied
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!("{bad:?}"))),
+            "{bad} reported: {:?}",
+            applied.warnings
+        );
     }
     assert_eq!(read(&root, "good"), "");
 }
@@ -82,7 +98,11 @@ fn nested(levels: usize) -> String {
 fn deep_trees_are_cut() {
     let tmp = tempfile::tempdir().unwrap();
     let applied = apply(&with_userdata(&nested(40)), &tmp.path().join("c")).unwrap();
-    assert!(applied.warnings.iter().any(|w| w.contains("deeper")), "{:?}", applied.warnings);
+    assert!(
+        applied.warnings.iter().any(|w| w.contains("deeper")),
+        "{:?}",
+        applied.warnings
+    );
     assert!(tmp.path().join("c/top/d/d").is_dir());
     // Past serde_json's nesting limit the userdata is not a tree at all: kept raw, nothing expanded.
     let applied = apply(&with_userdata(&nested(100)), &tmp.path().join("c")).unwrap();
@@ -106,15 +126,28 @@ fn non_json_userdata_is_kept_raw() {
 fn stale_files_from_an_earlier_run_are_removed() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("config");
-    let mut first = with_userdata(r#"{"old":{"content":"x"},"hostname":{"content":"first-host\n"}}"#);
-    first.files.insert("public_ipv4".into(), b"1.2.3.4".to_vec());
+    let mut first =
+        with_userdata(r#"{"old":{"content":"x"},"hostname":{"content":"first-host\n"}}"#);
+    first
+        .files
+        .insert("public_ipv4".into(), b"1.2.3.4".to_vec());
     first.ssh_keys = vec!["ssh-rsa OLD".into()];
-    assert_eq!(apply(&first, &root).unwrap().hostname.as_deref(), Some("first-host"));
+    assert_eq!(
+        apply(&first, &root).unwrap().hostname.as_deref(),
+        Some("first-host")
+    );
     std::fs::write(root.join("not-ours"), "kept").unwrap();
     let second = Metadata::new("second");
     let applied = apply(&second, &root).unwrap();
     assert_eq!(applied.hostname, None, "no stale hostname re-applied");
-    for gone in ["old", "hostname", "public_ipv4", "userdata", "ssh/authorized_keys", "ssh"] {
+    for gone in [
+        "old",
+        "hostname",
+        "public_ipv4",
+        "userdata",
+        "ssh/authorized_keys",
+        "ssh",
+    ] {
         assert!(!root.join(gone).exists(), "{gone} removed");
     }
     assert_eq!(read(&root, "not-ours"), "kept");
@@ -133,7 +166,10 @@ fn existing_ssh_dir_is_fine_and_keys_are_private() {
     assert_eq!(read(&root, "ssh/authorized_keys"), "ssh-ed25519 K\n");
     assert_eq!(mode(&root.join("ssh/authorized_keys")), 0o600);
     apply(&Metadata::new("p"), &root).unwrap();
-    assert!(root.join("ssh/other").exists(), "a directory that is not empty is kept");
+    assert!(
+        root.join("ssh/other").exists(),
+        "a directory that is not empty is kept"
+    );
 }
 
 #[test]
@@ -142,7 +178,10 @@ fn hostname_is_validated_and_trimmed() {
     let root = tmp.path().join("config");
     let mut m = Metadata::new("p");
     m.hostname = Some("  web-1.example.com\n".into());
-    assert_eq!(apply(&m, &root).unwrap().hostname.as_deref(), Some("web-1.example.com"));
+    assert_eq!(
+        apply(&m, &root).unwrap().hostname.as_deref(),
+        Some("web-1.example.com")
+    );
     assert_eq!(read(&root, "hostname"), "web-1.example.com");
     m.hostname = Some("evil;rm -rf /".into());
     let applied = apply(&m, &root).unwrap();

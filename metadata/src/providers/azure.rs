@@ -84,12 +84,22 @@ pub fn parse_instance(body: &[u8]) -> Result<Metadata, String> {
     let doc: Instance = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let c = doc.compute;
     let mut meta = Metadata::new("Azure");
-    let host = if c.os_profile.computer_name.is_empty() { c.name } else { c.os_profile.computer_name };
+    let host = if c.os_profile.computer_name.is_empty() {
+        c.name
+    } else {
+        c.os_profile.computer_name
+    };
     meta.hostname = Some(host).filter(|h| !h.is_empty());
     meta.file("instance_id", Some(c.vm_id));
     meta.file("region", Some(c.location));
     meta.file("instance_type", Some(c.vm_size));
-    let ip = doc.network.interface.into_iter().next().and_then(|i| i.ipv4.ip_address.into_iter().next()).unwrap_or_default();
+    let ip = doc
+        .network
+        .interface
+        .into_iter()
+        .next()
+        .and_then(|i| i.ipv4.ip_address.into_iter().next())
+        .unwrap_or_default();
     meta.file("local_ipv4", Some(ip.private_ip_address));
     meta.file("public_ipv4", Some(ip.public_ip_address));
     meta.keys(c.public_keys.into_iter().map(|k| k.key_data));
@@ -116,12 +126,23 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
 
 /// Parses the WireServer goal state XML.
 pub fn parse_goal_state(xml: &str) -> Result<GoalState, String> {
-    let get = |tag: &str| element(xml, tag).map(str::to_string).ok_or_else(|| format!("no <{tag}> in goal state"));
-    Ok(GoalState { incarnation: get("Incarnation")?, container_id: get("ContainerId")?, instance_id: get("InstanceId")? })
+    let get = |tag: &str| {
+        element(xml, tag)
+            .map(str::to_string)
+            .ok_or_else(|| format!("no <{tag}> in goal state"))
+    };
+    Ok(GoalState {
+        incarnation: get("Incarnation")?,
+        container_id: get("ContainerId")?,
+        instance_id: get("InstanceId")?,
+    })
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The `Ready` health report for `goal`.
@@ -143,27 +164,50 @@ pub fn ready_report(goal: &GoalState) -> String {
 impl Azure {
     /// Azure with IMDS at `imds` and the WireServer at `wireserver`.
     pub fn new(http: Http, imds: String, wireserver: String) -> Self {
-        Self { http, imds, wireserver }
+        Self {
+            http,
+            imds,
+            wireserver,
+        }
     }
 
     async fn imds(&self, path: &str, deadline: Instant) -> Result<Reply, ProviderError> {
         let req = Request::get(format!("{}{path}", self.imds)).header("metadata", "true");
-        self.http.send(&req, deadline).await.map_err(fetch_err("azure", path))
+        self.http
+            .send(&req, deadline)
+            .await
+            .map_err(fetch_err("azure", path))
     }
 
     async fn report(&self, deadline: Instant) -> Result<(), ProviderError> {
         let url = format!("{}/machine/?comp=goalstate", self.wireserver);
-        let req = Request::get(url).header("x-ms-version", WIRE_VERSION).header("x-ms-agent-name", "guestkit-metadata");
-        let body = self.http.send(&req, deadline).await.map_err(fetch_err("azure", "the WireServer goal state"))?;
-        let text = body.text().ok_or(ProviderError::Missing { provider: "azure", what: "goal state".into() })?;
-        let goal = parse_goal_state(&text).map_err(|detail| ProviderError::Parse { provider: "azure", what: "goal state".into(), detail })?;
+        let req = Request::get(url)
+            .header("x-ms-version", WIRE_VERSION)
+            .header("x-ms-agent-name", "guestkit-metadata");
+        let body = self
+            .http
+            .send(&req, deadline)
+            .await
+            .map_err(fetch_err("azure", "the WireServer goal state"))?;
+        let text = body.text().ok_or(ProviderError::Missing {
+            provider: "azure",
+            what: "goal state".into(),
+        })?;
+        let goal = parse_goal_state(&text).map_err(|detail| ProviderError::Parse {
+            provider: "azure",
+            what: "goal state".into(),
+            detail,
+        })?;
         let mut post = Request::get(format!("{}/machine/?comp=health", self.wireserver))
             .header("x-ms-version", WIRE_VERSION)
             .header("x-ms-agent-name", "guestkit-metadata")
             .header("content-type", "text/xml;charset=utf-8");
         post.method = reqwest::Method::POST;
         post.body = Some(ready_report(&goal).into_bytes());
-        self.http.send(&post, deadline).await.map_err(fetch_err("azure", "the ready report"))?;
+        self.http
+            .send(&post, deadline)
+            .await
+            .map_err(fetch_err("azure", "the ready report"))?;
         log::info!("azure: reported Ready (incarnation {})", goal.incarnation);
         Ok(())
     }
@@ -182,15 +226,27 @@ impl Provider for Azure {
     fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
         Box::pin(async move {
             Ok(match self.imds(INSTANCE, deadline).await? {
-                Reply::Body(b) => serde_json::from_slice::<serde_json::Value>(&b).is_ok_and(|v| v.get("compute").is_some()),
+                Reply::Body(b) => serde_json::from_slice::<serde_json::Value>(&b)
+                    .is_ok_and(|v| v.get("compute").is_some()),
                 Reply::Missing(_) => false,
             })
         })
     }
     fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
-            let body = self.imds(INSTANCE, deadline).await?.body().ok_or(ProviderError::Missing { provider: "azure", what: "instance document".into() })?;
-            let mut meta = parse_instance(&body).map_err(|detail| ProviderError::Parse { provider: "azure", what: "instance document".into(), detail })?;
+            let body =
+                self.imds(INSTANCE, deadline)
+                    .await?
+                    .body()
+                    .ok_or(ProviderError::Missing {
+                        provider: "azure",
+                        what: "instance document".into(),
+                    })?;
+            let mut meta = parse_instance(&body).map_err(|detail| ProviderError::Parse {
+                provider: "azure",
+                what: "instance document".into(),
+                detail,
+            })?;
             if let Ok(Some(text)) = self.imds(USERDATA, deadline).await.map(Reply::text) {
                 match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
                     Ok(data) if !data.is_empty() => meta.userdata = Some(data),
@@ -226,7 +282,10 @@ mod tests {
         let m = parse_instance(doc).unwrap();
         assert_eq!(m.hostname.as_deref(), Some("host1"));
         assert_eq!(m.ssh_keys, ["ssh-rsa A"]);
-        assert_eq!(m.files.get("local_ipv4").map(Vec::as_slice), Some(&b"10.0.0.4"[..]));
+        assert_eq!(
+            m.files.get("local_ipv4").map(Vec::as_slice),
+            Some(&b"10.0.0.4"[..])
+        );
         assert!(!m.files.contains_key("public_ipv4"));
     }
 }

@@ -50,7 +50,12 @@ impl Cdrom {
         Self::new(env, Layout::ConfigDrive)
     }
     fn new(env: &Env, layout: Layout) -> Self {
-        Self { layout, sysfs: env.sysfs.clone(), dev: env.dev.clone(), found: Mutex::new(None) }
+        Self {
+            layout,
+            sysfs: env.sysfs.clone(),
+            dev: env.dev.clone(),
+            found: Mutex::new(None),
+        }
     }
 
     fn wanted(&self, label: &str) -> bool {
@@ -63,14 +68,29 @@ impl Cdrom {
     /// Labelled devices first, then (NoCloud only) `sr*` devices with a filesystem, de-duplicated.
     pub fn candidates(&self) -> Vec<Candidate> {
         let mut names: Vec<String> = std::fs::read_dir(self.sysfs.join("class/block"))
-            .map(|rd| rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         names.sort();
         let mut labelled = Vec::new();
         let mut optical = Vec::new();
-        for name in names.iter().filter(|n| !n.starts_with("ram") && !n.starts_with("zram")) {
-            let Some((fs, label)) = read_head(&self.dev.join(name)).as_deref().and_then(label::detect) else { continue };
-            let cand = Candidate { device: self.dev.join(name), fs };
+        for name in names
+            .iter()
+            .filter(|n| !n.starts_with("ram") && !n.starts_with("zram"))
+        {
+            let Some((fs, label)) = read_head(&self.dev.join(name))
+                .as_deref()
+                .and_then(label::detect)
+            else {
+                continue;
+            };
+            let cand = Candidate {
+                device: self.dev.join(name),
+                fs,
+            };
             if self.wanted(&label) {
                 labelled.push(cand);
             } else if self.layout == Layout::NoCloud && name.starts_with("sr") {
@@ -97,7 +117,10 @@ impl Cdrom {
     }
 
     fn read_candidate(&self, cand: &Candidate) -> Result<Option<Metadata>, ProviderError> {
-        let mut reader = DeviceReader { device: &cand.device, fs: cand.fs };
+        let mut reader = DeviceReader {
+            device: &cand.device,
+            fs: cand.fs,
+        };
         match self.layout {
             Layout::NoCloud => read_nocloud(&mut reader),
             Layout::ConfigDrive => read_configdrive(&mut reader),
@@ -113,24 +136,33 @@ struct DeviceReader<'a> {
 
 impl DeviceReader<'_> {
     fn read(&mut self, name: &str) -> Result<Option<Vec<u8>>, ProviderError> {
-        crate::disk::read_file(self.device, self.fs, name, MAX_USERDATA).map_err(|e| ProviderError::Io {
-            provider: "cdrom",
-            what: crate::apply::chain(&e),
-            source: std::io::ErrorKind::InvalidData.into(),
+        crate::disk::read_file(self.device, self.fs, name, MAX_USERDATA).map_err(|e| {
+            ProviderError::Io {
+                provider: "cdrom",
+                what: crate::apply::chain(&e),
+                source: std::io::ErrorKind::InvalidData.into(),
+            }
         })
     }
 }
 
 fn read_head(dev: &Path) -> Option<Vec<u8>> {
     let mut head = Vec::with_capacity(PROBE_LEN);
-    File::open(dev).ok()?.take(PROBE_LEN as u64).read_to_end(&mut head).ok()?;
+    File::open(dev)
+        .ok()?
+        .take(PROBE_LEN as u64)
+        .read_to_end(&mut head)
+        .ok()?;
     Some(head)
 }
 
 /// NoCloud `meta-data` (`key: value` lines): hostname and instance id.
 pub fn parse_nocloud_meta(text: &str, meta: &mut Metadata) {
     for (key, value) in text.lines().filter_map(|l| l.split_once(':')) {
-        let value = value.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        let value = value
+            .trim()
+            .trim_matches(|c| c == '"' || c == '\'')
+            .to_string();
         match key.trim() {
             "local-hostname" | "hostname" => meta.hostname = Some(value),
             "instance-id" => meta.file("instance_id", Some(value)),
@@ -168,9 +200,17 @@ pub fn parse_configdrive_meta(body: &[u8], meta: &mut Metadata) -> Result<(), St
 
 fn read_configdrive(dev: &mut DeviceReader<'_>) -> Result<Option<Metadata>, ProviderError> {
     let mut meta = Metadata::new(format!("ConfigDrive {}", dev.device.display()));
-    let Some(body) = dev.read("openstack/latest/meta_data.json")? else { return Ok(None) };
-    parse_configdrive_meta(&body, &mut meta).map_err(|detail| ProviderError::Parse { provider: "configdrive", what: "meta_data.json".into(), detail })?;
-    meta.userdata = dev.read("openstack/latest/user_data")?.filter(|u| !u.is_empty());
+    let Some(body) = dev.read("openstack/latest/meta_data.json")? else {
+        return Ok(None);
+    };
+    parse_configdrive_meta(&body, &mut meta).map_err(|detail| ProviderError::Parse {
+        provider: "configdrive",
+        what: "meta_data.json".into(),
+        detail,
+    })?;
+    meta.userdata = dev
+        .read("openstack/latest/user_data")?
+        .filter(|u| !u.is_empty());
     Ok(Some(meta))
 }
 
@@ -199,7 +239,10 @@ impl Provider for Cdrom {
             let cached = self.found.lock().ok().and_then(|mut slot| slot.take());
             match cached {
                 Some(meta) => Ok(meta),
-                None => self.scan()?.ok_or(ProviderError::Missing { provider: self.name(), what: "a readable device".into() }),
+                None => self.scan()?.ok_or(ProviderError::Missing {
+                    provider: self.name(),
+                    what: "a readable device".into(),
+                }),
             }
         })
     }
@@ -214,13 +257,20 @@ mod tests {
         let mut m = Metadata::new("x");
         parse_nocloud_meta("instance-id: iid-1\nlocal-hostname: 'vm1'\n", &mut m);
         assert_eq!(m.hostname.as_deref(), Some("vm1"));
-        assert_eq!(m.files.get("instance_id").map(Vec::as_slice), Some(&b"iid-1"[..]));
+        assert_eq!(
+            m.files.get("instance_id").map(Vec::as_slice),
+            Some(&b"iid-1"[..])
+        );
     }
 
     #[test]
     fn configdrive_meta_data() {
         let mut m = Metadata::new("x");
-        parse_configdrive_meta(br#"{"uuid":"u","hostname":"h","public_keys":{"k":"ssh-rsa A"}}"#, &mut m).unwrap();
+        parse_configdrive_meta(
+            br#"{"uuid":"u","hostname":"h","public_keys":{"k":"ssh-rsa A"}}"#,
+            &mut m,
+        )
+        .unwrap();
         assert_eq!(m.hostname.as_deref(), Some("h"));
         assert_eq!(m.ssh_keys, ["ssh-rsa A"]);
         assert!(parse_configdrive_meta(b"{", &mut m).is_err());

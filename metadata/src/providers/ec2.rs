@@ -26,8 +26,11 @@ const AWS_FILES: &[(&str, &str)] = &[
     ("instance_id", "instance-id"),
     ("local_hostname", "local-hostname"),
 ];
-const HETZNER_FILES: &[(&str, &str)] =
-    &[("public_ipv4", "public-ipv4"), ("local_ipv4", "local-ipv4"), ("instance_id", "instance-id")];
+const HETZNER_FILES: &[(&str, &str)] = &[
+    ("public_ipv4", "public-ipv4"),
+    ("local_ipv4", "local-ipv4"),
+    ("instance_id", "instance-id"),
+];
 
 /// A connection to one IMDS endpoint: its base URL and, for IMDSv2, the current token.
 #[derive(Debug)]
@@ -42,10 +45,18 @@ impl Session {
     /// PUTs for a token. `Ok(None)` means the endpoint does not exist (404/405): use IMDSv1.
     async fn open(http: Http, base: String, deadline: Instant) -> Result<Self, FetchError> {
         let token = Self::request_token(&http, &base, deadline).await?;
-        Ok(Self { http, base, token: Mutex::new(token) })
+        Ok(Self {
+            http,
+            base,
+            token: Mutex::new(token),
+        })
     }
 
-    async fn request_token(http: &Http, base: &str, deadline: Instant) -> Result<Option<String>, FetchError> {
+    async fn request_token(
+        http: &Http,
+        base: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, FetchError> {
         let mut req = Request::get(format!("{base}{TOKEN_PATH}")).header(TTL_HEADER, TOKEN_TTL);
         req.method = reqwest::Method::PUT;
         match http.send(&req, deadline).await {
@@ -65,7 +76,10 @@ impl Session {
         let url = format!("{}{path}", self.base);
         let first = self.get_with(&url, self.current(), deadline).await;
         match first {
-            Err(e) if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED) && self.current().is_some() => {
+            Err(e)
+                if e.status() == Some(reqwest::StatusCode::UNAUTHORIZED)
+                    && self.current().is_some() =>
+            {
                 log::debug!("IMDS token rejected, requesting a new one");
                 let fresh = Self::request_token(&self.http, &self.base, deadline).await?;
                 if let Ok(mut t) = self.token.lock() {
@@ -77,7 +91,12 @@ impl Session {
         }
     }
 
-    async fn get_with(&self, url: &str, token: Option<String>, deadline: Instant) -> Result<Reply, FetchError> {
+    async fn get_with(
+        &self,
+        url: &str,
+        token: Option<String>,
+        deadline: Instant,
+    ) -> Result<Reply, FetchError> {
         let mut req = Request::get(url);
         if let Some(t) = token {
             req = req.header(TOKEN_HEADER, &t);
@@ -98,14 +117,23 @@ pub struct Aws {
 impl Aws {
     /// AWS at `v4` (and `v6` if given).
     pub fn new(http: Http, v4: String, v6: Option<String>) -> Self {
-        Self { http, bases: std::iter::once(v4).chain(v6).collect(), session: tokio::sync::OnceCell::new() }
+        Self {
+            http,
+            bases: std::iter::once(v4).chain(v6).collect(),
+            session: tokio::sync::OnceCell::new(),
+        }
     }
 
     async fn connect(&self, deadline: Instant) -> Result<&Session, ProviderError> {
         self.session
             .get_or_try_init(|| async {
-                let attempts = self.bases.iter().map(|b| Box::pin(Session::open(self.http.clone(), b.clone(), deadline)));
-                futures_util::future::select_ok(attempts).await.map(|(s, _)| s)
+                let attempts = self
+                    .bases
+                    .iter()
+                    .map(|b| Box::pin(Session::open(self.http.clone(), b.clone(), deadline)));
+                futures_util::future::select_ok(attempts)
+                    .await
+                    .map(|(s, _)| s)
             })
             .await
             .map_err(fetch_err("aws", "the IMDSv2 token"))
@@ -125,7 +153,10 @@ impl Provider for Aws {
     fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
         Box::pin(async move {
             let session = self.connect(deadline).await?;
-            let reply = session.get(&format!("{META}hostname"), deadline).await.map_err(fetch_err("aws", "hostname"))?;
+            let reply = session
+                .get(&format!("{META}hostname"), deadline)
+                .await
+                .map_err(fetch_err("aws", "hostname"))?;
             Ok(matches!(reply, Reply::Body(_)))
         })
     }
@@ -141,9 +172,18 @@ impl Provider for Aws {
 
 /// All `public-keys/N/openssh-key` entries (LinuxKit reads only `0`).
 async fn aws_keys(s: &Session, deadline: Instant) -> Vec<String> {
-    let list = s.get(&format!("{META}public-keys/"), deadline).await.ok().and_then(Reply::text).unwrap_or_default();
+    let list = s
+        .get(&format!("{META}public-keys/"), deadline)
+        .await
+        .ok()
+        .and_then(Reply::text)
+        .unwrap_or_default();
     let mut keys = Vec::new();
-    for idx in list.lines().filter_map(|l| l.split('=').next()).filter(|i| i.parse::<u32>().is_ok()) {
+    for idx in list
+        .lines()
+        .filter_map(|l| l.split('=').next())
+        .filter(|i| i.parse::<u32>().is_ok())
+    {
         let path = format!("{META}public-keys/{idx}/openssh-key");
         if let Some(k) = s.get(&path, deadline).await.ok().and_then(Reply::text) {
             keys.push(k);
@@ -153,14 +193,29 @@ async fn aws_keys(s: &Session, deadline: Instant) -> Vec<String> {
 }
 
 /// `hostname` (required), the optional files, and `/latest/user-data` (404: none).
-async fn ec2_fetch(s: &Session, provider: &'static str, label: &str, files: &[(&str, &str)], deadline: Instant) -> Result<Metadata, ProviderError> {
+async fn ec2_fetch(
+    s: &Session,
+    provider: &'static str,
+    label: &str,
+    files: &[(&str, &str)],
+    deadline: Instant,
+) -> Result<Metadata, ProviderError> {
     let mut meta = Metadata::new(label);
-    let host = s.get(&format!("{META}hostname"), deadline).await.map_err(fetch_err(provider, "hostname"))?;
-    meta.hostname = Some(host.text().ok_or(ProviderError::Missing { provider, what: "hostname".into() })?);
+    let host = s
+        .get(&format!("{META}hostname"), deadline)
+        .await
+        .map_err(fetch_err(provider, "hostname"))?;
+    meta.hostname = Some(host.text().ok_or(ProviderError::Missing {
+        provider,
+        what: "hostname".into(),
+    })?);
     for (file, path) in files {
         match s.get(&format!("{META}{path}"), deadline).await {
             Ok(reply) => meta.file(file, reply.text()),
-            Err(e) => log::info!("{provider}: {file} not available: {}", crate::apply::chain(&e)),
+            Err(e) => log::info!(
+                "{provider}: {file} not available: {}",
+                crate::apply::chain(&e)
+            ),
         }
     }
     meta.userdata = match s.get("/latest/user-data", deadline).await {
@@ -184,16 +239,47 @@ pub struct Ec2Style {
 }
 
 impl Ec2Style {
-    fn new(http: Http, base: String, name: &'static str, label: &'static str, cloud: Cloud, files: &'static [(&'static str, &'static str)]) -> Self {
-        Self { session: Session { http, base, token: Mutex::new(None) }, name, label, cloud, files }
+    fn new(
+        http: Http,
+        base: String,
+        name: &'static str,
+        label: &'static str,
+        cloud: Cloud,
+        files: &'static [(&'static str, &'static str)],
+    ) -> Self {
+        Self {
+            session: Session {
+                http,
+                base,
+                token: Mutex::new(None),
+            },
+            name,
+            label,
+            cloud,
+            files,
+        }
     }
     /// Hetzner Cloud.
     pub fn hetzner(http: Http, base: String) -> Self {
-        Self::new(http, base, "hetzner", "Hetzner", Cloud::Hetzner, HETZNER_FILES)
+        Self::new(
+            http,
+            base,
+            "hetzner",
+            "Hetzner",
+            Cloud::Hetzner,
+            HETZNER_FILES,
+        )
     }
     /// OpenStack's EC2-compatible service.
     pub fn openstack(http: Http, base: String) -> Self {
-        Self::new(http, base, "openstack", "openstack", Cloud::OpenStack, AWS_FILES)
+        Self::new(
+            http,
+            base,
+            "openstack",
+            "openstack",
+            Cloud::OpenStack,
+            AWS_FILES,
+        )
     }
 }
 
@@ -209,17 +295,33 @@ impl Provider for Ec2Style {
     }
     fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
         Box::pin(async move {
-            let reply = self.session.get(&format!("{META}hostname"), deadline).await.map_err(fetch_err(self.name, "hostname"))?;
+            let reply = self
+                .session
+                .get(&format!("{META}hostname"), deadline)
+                .await
+                .map_err(fetch_err(self.name, "hostname"))?;
             Ok(matches!(reply, Reply::Body(_)))
         })
     }
     fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
-            let mut meta = ec2_fetch(&self.session, self.name, self.label, self.files, deadline).await?;
-            let keys = self.session.get(&format!("{META}public-keys"), deadline).await.ok().and_then(Reply::body);
+            let mut meta =
+                ec2_fetch(&self.session, self.name, self.label, self.files, deadline).await?;
+            let keys = self
+                .session
+                .get(&format!("{META}public-keys"), deadline)
+                .await
+                .ok()
+                .and_then(Reply::body);
             if let Some(keys) = keys {
                 meta.keys(match self.cloud {
-                    Cloud::Hetzner => parse_key_array(&keys).map_err(|detail| ProviderError::Parse { provider: self.name, what: "public-keys".into(), detail })?,
+                    Cloud::Hetzner => {
+                        parse_key_array(&keys).map_err(|detail| ProviderError::Parse {
+                            provider: self.name,
+                            what: "public-keys".into(),
+                            detail,
+                        })?
+                    }
                     _ => openstack_keys(&self.session, &keys, deadline).await,
                 });
             }
@@ -230,9 +332,17 @@ impl Provider for Ec2Style {
 
 async fn openstack_keys(s: &Session, list: &[u8], deadline: Instant) -> Vec<String> {
     let mut keys = Vec::new();
-    for idx in String::from_utf8_lossy(list).lines().filter_map(|l| l.split('=').next()) {
+    for idx in String::from_utf8_lossy(list)
+        .lines()
+        .filter_map(|l| l.split('=').next())
+    {
         if idx.parse::<u32>().is_ok() {
-            if let Some(k) = s.get(&format!("{META}public-keys/{idx}/openssh-key"), deadline).await.ok().and_then(Reply::text) {
+            if let Some(k) = s
+                .get(&format!("{META}public-keys/{idx}/openssh-key"), deadline)
+                .await
+                .ok()
+                .and_then(Reply::text)
+            {
                 keys.push(k);
             }
         }

@@ -65,11 +65,21 @@ pub fn parse_document(body: &[u8]) -> Result<Metadata, String> {
     meta.keys(doc.ssh_keys);
     if !doc.network.interfaces.is_empty() {
         let addresses = doc.network.addresses.iter().filter_map(|a| {
-            Some(BondAddress { ip: a.address.parse().ok()?, prefix: a.cidr, gateway: a.gateway.parse().ok(), public: a.public })
+            Some(BondAddress {
+                ip: a.address.parse().ok()?,
+                prefix: a.cidr,
+                gateway: a.gateway.parse().ok(),
+                public: a.public,
+            })
         });
         meta.network = Some(BondConfig {
             mode: doc.network.bonding.mode,
-            links: doc.network.interfaces.into_iter().map(|i| (i.name, i.mac)).collect(),
+            links: doc
+                .network
+                .interfaces
+                .into_iter()
+                .map(|i| (i.name, i.mac))
+                .collect(),
             addresses: addresses.collect(),
         });
     }
@@ -79,13 +89,23 @@ pub fn parse_document(body: &[u8]) -> Result<Metadata, String> {
 impl Equinix {
     /// Equinix Metal at `env.endpoints.equinix`, trusting `env.ca_bundle`.
     pub fn new(env: &Env) -> Self {
-        let http = Http::with_roots(env.policy, load_roots(&env.ca_bundle)).map_err(|e| crate::apply::chain(&e));
-        Self { http, base: env.endpoints.equinix.clone() }
+        let http = Http::with_roots(env.policy, load_roots(&env.ca_bundle))
+            .map_err(|e| crate::apply::chain(&e));
+        Self {
+            http,
+            base: env.endpoints.equinix.clone(),
+        }
     }
 
     async fn get(&self, path: &str, deadline: Instant) -> Result<Reply, ProviderError> {
-        let http = self.http.as_ref().map_err(|e| ProviderError::Parse { provider: "equinixmetal", what: "HTTPS client".into(), detail: e.clone() })?;
-        http.get(&format!("{}{path}", self.base), deadline).await.map_err(fetch_err("equinixmetal", path))
+        let http = self.http.as_ref().map_err(|e| ProviderError::Parse {
+            provider: "equinixmetal",
+            what: "HTTPS client".into(),
+            detail: e.clone(),
+        })?;
+        http.get(&format!("{}{path}", self.base), deadline)
+            .await
+            .map_err(fetch_err("equinixmetal", path))
     }
 }
 
@@ -97,13 +117,33 @@ impl Provider for Equinix {
         Locality::Network
     }
     fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
-        Box::pin(async move { Ok(matches!(self.get("/metadata", deadline).await?, Reply::Body(b) if parse_document(&b).is_ok())) })
+        Box::pin(async move {
+            Ok(
+                matches!(self.get("/metadata", deadline).await?, Reply::Body(b) if parse_document(&b).is_ok()),
+            )
+        })
     }
     fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
-            let body = self.get("/metadata", deadline).await?.body().ok_or(ProviderError::Missing { provider: "equinixmetal", what: "metadata".into() })?;
-            let mut meta = parse_document(&body).map_err(|detail| ProviderError::Parse { provider: "equinixmetal", what: "metadata".into(), detail })?;
-            meta.userdata = self.get("/userdata", deadline).await.ok().and_then(Reply::body).filter(|u| !u.is_empty() && !u.starts_with(b"#!ipxe"));
+            let body =
+                self.get("/metadata", deadline)
+                    .await?
+                    .body()
+                    .ok_or(ProviderError::Missing {
+                        provider: "equinixmetal",
+                        what: "metadata".into(),
+                    })?;
+            let mut meta = parse_document(&body).map_err(|detail| ProviderError::Parse {
+                provider: "equinixmetal",
+                what: "metadata".into(),
+                detail,
+            })?;
+            meta.userdata = self
+                .get("/userdata", deadline)
+                .await
+                .ok()
+                .and_then(Reply::body)
+                .filter(|u| !u.is_empty() && !u.starts_with(b"#!ipxe"));
             Ok(meta)
         })
     }

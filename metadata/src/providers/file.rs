@@ -21,10 +21,18 @@ impl FileProvider {
     }
 
     fn read(&self) -> Result<Vec<u8>, ProviderError> {
-        let io = |source| ProviderError::Io { provider: "file", what: format!("reading {}", self.path.display()), source };
+        let io = |source| ProviderError::Io {
+            provider: "file",
+            what: format!("reading {}", self.path.display()),
+            source,
+        };
         let len = std::fs::metadata(&self.path).map_err(io)?.len();
         if len > MAX_USERDATA as u64 {
-            return Err(ProviderError::Parse { provider: "file", what: self.path.display().to_string(), detail: format!("larger than {MAX_USERDATA} bytes") });
+            return Err(ProviderError::Parse {
+                provider: "file",
+                what: self.path.display().to_string(),
+                detail: format!("larger than {MAX_USERDATA} bytes"),
+            });
         }
         std::fs::read(&self.path).map_err(io)
     }

@@ -28,15 +28,29 @@ impl FwCfg {
     }
 
     fn read(&self, entry: &str) -> Result<Option<Vec<u8>>, ProviderError> {
-        let path = self.sysfs.join("firmware/qemu_fw_cfg/by_name").join(entry).join("raw");
+        let path = self
+            .sysfs
+            .join("firmware/qemu_fw_cfg/by_name")
+            .join(entry)
+            .join("raw");
         match std::fs::metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Ok(m) if m.len() > MAX_USERDATA as u64 => {
-                return Err(ProviderError::Parse { provider: "fwcfg", what: entry.into(), detail: format!("larger than {MAX_USERDATA} bytes") });
+                return Err(ProviderError::Parse {
+                    provider: "fwcfg",
+                    what: entry.into(),
+                    detail: format!("larger than {MAX_USERDATA} bytes"),
+                });
             }
             _ => {}
         }
-        std::fs::read(&path).map(Some).map_err(|source| ProviderError::Io { provider: "fwcfg", what: format!("reading {}", path.display()), source })
+        std::fs::read(&path)
+            .map(Some)
+            .map_err(|source| ProviderError::Io {
+                provider: "fwcfg",
+                what: format!("reading {}", path.display()),
+                source,
+            })
     }
 }
 
@@ -48,13 +62,17 @@ impl Provider for FwCfg {
         Locality::Local
     }
     fn probe(&self, _deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
-        Box::pin(async move { Ok(self.read(USERDATA_ENTRY)?.is_some() || self.read(HOSTNAME_ENTRY)?.is_some()) })
+        Box::pin(async move {
+            Ok(self.read(USERDATA_ENTRY)?.is_some() || self.read(HOSTNAME_ENTRY)?.is_some())
+        })
     }
     fn fetch(&self, _deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
             let mut meta = Metadata::new("fw_cfg");
             meta.userdata = self.read(USERDATA_ENTRY)?;
-            meta.hostname = self.read(HOSTNAME_ENTRY)?.map(|h| String::from_utf8_lossy(&h).trim().to_string());
+            meta.hostname = self
+                .read(HOSTNAME_ENTRY)?
+                .map(|h| String::from_utf8_lossy(&h).trim().to_string());
             Ok(meta)
         })
     }

@@ -24,17 +24,31 @@ impl Mmds {
     }
 
     async fn document(&self, deadline: Instant) -> Result<Reply, ProviderError> {
-        let mut put = Request::get(format!("{}/latest/api/token", self.base)).header("x-metadata-token-ttl-seconds", "300");
+        let mut put = Request::get(format!("{}/latest/api/token", self.base))
+            .header("x-metadata-token-ttl-seconds", "300");
         put.method = reqwest::Method::PUT;
-        let token = self.http.send(&put, deadline).await.map_err(fetch_err("mmds", "the session token"))?;
-        let Some(token) = token.text() else { return Ok(Reply::Missing(reqwest::StatusCode::NOT_FOUND)) };
-        let get = Request::get(format!("{}/", self.base)).header("x-metadata-token", &token).header("accept", "application/json");
-        self.http.send(&get, deadline).await.map_err(fetch_err("mmds", "the data store"))
+        let token = self
+            .http
+            .send(&put, deadline)
+            .await
+            .map_err(fetch_err("mmds", "the session token"))?;
+        let Some(token) = token.text() else {
+            return Ok(Reply::Missing(reqwest::StatusCode::NOT_FOUND));
+        };
+        let get = Request::get(format!("{}/", self.base))
+            .header("x-metadata-token", &token)
+            .header("accept", "application/json");
+        self.http
+            .send(&get, deadline)
+            .await
+            .map_err(fetch_err("mmds", "the data store"))
     }
 }
 
 fn lookup<'a>(doc: &'a Value, paths: &[&[&str]]) -> Option<&'a Value> {
-    paths.iter().find_map(|path| path.iter().try_fold(doc, |v, k| v.get(*k)))
+    paths
+        .iter()
+        .find_map(|path| path.iter().try_fold(doc, |v, k| v.get(*k)))
 }
 
 /// Turns the MMDS JSON document into metadata.
@@ -44,14 +58,27 @@ pub fn parse_document(body: &[u8]) -> Result<Metadata, String> {
         return Err("the MMDS document is not a JSON object".into());
     }
     let mut meta = Metadata::new("MMDS");
-    meta.hostname = lookup(&doc, &[&["hostname"], &["latest", "meta-data", "hostname"]]).and_then(Value::as_str).map(str::to_string);
-    match lookup(&doc, &[&["public-keys"], &["latest", "meta-data", "public-keys"]]) {
-        Some(Value::Array(keys)) => meta.keys(keys.iter().filter_map(Value::as_str).map(str::to_string)),
+    meta.hostname = lookup(&doc, &[&["hostname"], &["latest", "meta-data", "hostname"]])
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    match lookup(
+        &doc,
+        &[&["public-keys"], &["latest", "meta-data", "public-keys"]],
+    ) {
+        Some(Value::Array(keys)) => {
+            meta.keys(keys.iter().filter_map(Value::as_str).map(str::to_string))
+        }
         Some(Value::String(k)) => meta.keys([k.clone()]),
-        Some(Value::Object(map)) => meta.keys(map.values().filter_map(|v| v.get("openssh-key").and_then(Value::as_str)).map(str::to_string)),
+        Some(Value::Object(map)) => meta.keys(
+            map.values()
+                .filter_map(|v| v.get("openssh-key").and_then(Value::as_str))
+                .map(str::to_string),
+        ),
         _ => {}
     }
-    meta.userdata = lookup(&doc, &[&["user-data"], &["latest", "user-data"]]).and_then(Value::as_str).map(|s| s.as_bytes().to_vec());
+    meta.userdata = lookup(&doc, &[&["user-data"], &["latest", "user-data"]])
+        .and_then(Value::as_str)
+        .map(|s| s.as_bytes().to_vec());
     meta.files.insert("mmds.json".into(), body.to_vec());
     Ok(meta)
 }
@@ -73,8 +100,19 @@ impl Provider for Mmds {
     }
     fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
-            let body = self.document(deadline).await?.body().ok_or(ProviderError::Missing { provider: "mmds", what: "data store".into() })?;
-            parse_document(&body).map_err(|detail| ProviderError::Parse { provider: "mmds", what: "data store".into(), detail })
+            let body = self
+                .document(deadline)
+                .await?
+                .body()
+                .ok_or(ProviderError::Missing {
+                    provider: "mmds",
+                    what: "data store".into(),
+                })?;
+            parse_document(&body).map_err(|detail| ProviderError::Parse {
+                provider: "mmds",
+                what: "data store".into(),
+                detail,
+            })
         })
     }
 }

@@ -42,16 +42,33 @@ pub enum Locality {
 pub enum ProviderError {
     /// An HTTP exchange failed.
     #[error("{provider}: fetching {what}")]
-    Fetch { provider: &'static str, what: String, #[source] source: FetchError },
+    Fetch {
+        provider: &'static str,
+        what: String,
+        #[source]
+        source: FetchError,
+    },
     /// A reply or file did not parse.
     #[error("{provider}: {what} is malformed: {detail}")]
-    Parse { provider: &'static str, what: String, detail: String },
+    Parse {
+        provider: &'static str,
+        what: String,
+        detail: String,
+    },
     /// A required item was absent.
     #[error("{provider}: {what} is missing")]
-    Missing { provider: &'static str, what: String },
+    Missing {
+        provider: &'static str,
+        what: String,
+    },
     /// A local operation (mount, read, run a tool, netlink) failed.
     #[error("{provider}: {what}")]
-    Io { provider: &'static str, what: String, #[source] source: std::io::Error },
+    Io {
+        provider: &'static str,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A metadata source.
@@ -156,8 +173,21 @@ impl Default for Env {
 
 /// LinuxKit's default order, with the sources LinuxKit lacks inserted where they cannot shadow it.
 pub const DEFAULT_ORDER: &[&str] = &[
-    "aws", "gcp", "hetzner", "openstack", "scaleway", "vultr", "digitalocean", "azure", "equinixmetal",
-    "metaldata", "mmds", "vmware", "configdrive", "cdrom", "fwcfg",
+    "aws",
+    "gcp",
+    "hetzner",
+    "openstack",
+    "scaleway",
+    "vultr",
+    "digitalocean",
+    "azure",
+    "equinixmetal",
+    "metaldata",
+    "mmds",
+    "vmware",
+    "configdrive",
+    "cdrom",
+    "fwcfg",
 ];
 
 /// Every name [`build`] accepts (besides `file=PATH`).
@@ -175,16 +205,30 @@ pub fn build(token: &str, env: &Env, http: &Http) -> Result<Box<dyn Provider>, U
     }
     let imds = env.endpoints.imds.clone();
     Ok(match token {
-        "aws" => Box::new(ec2::Aws::new(http.clone(), imds, env.endpoints.imds_v6.clone())),
+        "aws" => Box::new(ec2::Aws::new(
+            http.clone(),
+            imds,
+            env.endpoints.imds_v6.clone(),
+        )),
         "hetzner" => Box::new(ec2::Ec2Style::hetzner(http.clone(), imds)),
         "openstack" => Box::new(ec2::Ec2Style::openstack(http.clone(), imds)),
         "gcp" => Box::new(gcp::Gcp::new(http.clone(), imds)),
-        "scaleway" => Box::new(scaleway::Scaleway::new(http.clone(), env.endpoints.scaleway)),
+        "scaleway" => Box::new(scaleway::Scaleway::new(
+            http.clone(),
+            env.endpoints.scaleway,
+        )),
         "vultr" => Box::new(simple::Simple::vultr(http.clone(), imds)),
         "digitalocean" => Box::new(simple::Simple::digitalocean(http.clone(), imds)),
-        "metaldata" => Box::new(simple::Simple::metaldata(http.clone(), env.endpoints.metaldata.clone())),
+        "metaldata" => Box::new(simple::Simple::metaldata(
+            http.clone(),
+            env.endpoints.metaldata.clone(),
+        )),
         "equinixmetal" => Box::new(equinix::Equinix::new(env)),
-        "azure" => Box::new(azure::Azure::new(http.clone(), imds, env.endpoints.wireserver.clone())),
+        "azure" => Box::new(azure::Azure::new(
+            http.clone(),
+            imds,
+            env.endpoints.wireserver.clone(),
+        )),
         "mmds" => Box::new(mmds::Mmds::new(http.clone(), env.endpoints.mmds.clone())),
         "vmware" => Box::new(vmware::Vmware::new(env.rpctool.clone())),
         "cdrom" => Box::new(cdrom::Cdrom::nocloud(env)),
@@ -195,6 +239,13 @@ pub fn build(token: &str, env: &Env, http: &Http) -> Result<Box<dyn Provider>, U
 }
 
 /// Wraps a fetch error with the provider and item.
-pub(crate) fn fetch_err<'a>(provider: &'static str, what: &'a str) -> impl FnOnce(FetchError) -> ProviderError + 'a {
-    move |source| ProviderError::Fetch { provider, what: what.to_string(), source }
+pub(crate) fn fetch_err<'a>(
+    provider: &'static str,
+    what: &'a str,
+) -> impl FnOnce(FetchError) -> ProviderError + 'a {
+    move |source| ProviderError::Fetch {
+        provider,
+        what: what.to_string(),
+        source,
+    }
 }

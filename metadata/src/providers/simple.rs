@@ -52,8 +52,14 @@ const DIGITALOCEAN: Spec = Spec {
     probe: "/metadata/v1/",
     hostname: "/metadata/v1/hostname",
     files: &[
-        ("public_ipv4", "/metadata/v1/interfaces/public/0/ipv4/address"),
-        ("private_ipv4", "/metadata/v1/interfaces/private/0/ipv4/address"),
+        (
+            "public_ipv4",
+            "/metadata/v1/interfaces/public/0/ipv4/address",
+        ),
+        (
+            "private_ipv4",
+            "/metadata/v1/interfaces/private/0/ipv4/address",
+        ),
         ("region", "/metadata/v1/region"),
         ("id", "/metadata/v1/id"),
     ],
@@ -81,19 +87,34 @@ const METALDATA: Spec = Spec {
 impl Simple {
     /// Vultr at `base`.
     pub fn vultr(http: Http, base: String) -> Self {
-        Self { http, base, spec: &VULTR }
+        Self {
+            http,
+            base,
+            spec: &VULTR,
+        }
     }
     /// DigitalOcean at `base`.
     pub fn digitalocean(http: Http, base: String) -> Self {
-        Self { http, base, spec: &DIGITALOCEAN }
+        Self {
+            http,
+            base,
+            spec: &DIGITALOCEAN,
+        }
     }
     /// Metaldata at `base`.
     pub fn metaldata(http: Http, base: String) -> Self {
-        Self { http, base, spec: &METALDATA }
+        Self {
+            http,
+            base,
+            spec: &METALDATA,
+        }
     }
 
     async fn get(&self, path: &str, deadline: Instant) -> Result<Reply, ProviderError> {
-        self.http.get(&format!("{}{path}", self.base), deadline).await.map_err(fetch_err(self.spec.name, path))
+        self.http
+            .get(&format!("{}{path}", self.base), deadline)
+            .await
+            .map_err(fetch_err(self.spec.name, path))
     }
 }
 
@@ -108,18 +129,35 @@ impl Provider for Simple {
         self.spec.cloud
     }
     fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
-        Box::pin(async move { Ok(matches!(self.get(self.spec.probe, deadline).await?, Reply::Body(_))) })
+        Box::pin(async move {
+            Ok(matches!(
+                self.get(self.spec.probe, deadline).await?,
+                Reply::Body(_)
+            ))
+        })
     }
     fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
             let spec = self.spec;
             let mut meta = Metadata::new(spec.label);
-            let missing = || ProviderError::Missing { provider: spec.name, what: "hostname".into() };
-            meta.hostname = Some(self.get(spec.hostname, deadline).await?.text().ok_or_else(missing)?);
+            let missing = || ProviderError::Missing {
+                provider: spec.name,
+                what: "hostname".into(),
+            };
+            meta.hostname = Some(
+                self.get(spec.hostname, deadline)
+                    .await?
+                    .text()
+                    .ok_or_else(missing)?,
+            );
             for (file, path) in spec.files {
                 match self.get(path, deadline).await {
                     Ok(reply) => meta.file(file, reply.text()),
-                    Err(e) => log::info!("{}: {file} not available: {}", spec.name, crate::apply::chain(&e)),
+                    Err(e) => log::info!(
+                        "{}: {file} not available: {}",
+                        spec.name,
+                        crate::apply::chain(&e)
+                    ),
                 }
             }
             if let Ok(Some(keys)) = self.get(spec.keys, deadline).await.map(Reply::text) {

@@ -23,7 +23,11 @@ pub struct Vmware {
 
 /// Decodes a guestinfo value by its `.encoding`.
 pub fn decode(value: &str, encoding: &str) -> Result<Vec<u8>, String> {
-    let b64 = || base64::engine::general_purpose::STANDARD.decode(value.trim().as_bytes()).map_err(|e| format!("bad base64: {e}"));
+    let b64 = || {
+        base64::engine::general_purpose::STANDARD
+            .decode(value.trim().as_bytes())
+            .map_err(|e| format!("bad base64: {e}"))
+    };
     match encoding.trim() {
         "" => Ok(value.as_bytes().to_vec()),
         "base64" | "b64" => b64(),
@@ -51,14 +55,37 @@ impl Vmware {
             .kill_on_drop(true)
             .output()
             .await
-            .map_err(|source| ProviderError::Io { provider: "vmware", what: format!("running {}", self.rpctool.display()), source })?;
-        Ok(out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string()).filter(|s| !s.is_empty()))
+            .map_err(|source| ProviderError::Io {
+                provider: "vmware",
+                what: format!("running {}", self.rpctool.display()),
+                source,
+            })?;
+        Ok(out
+            .status
+            .success()
+            .then(|| {
+                String::from_utf8_lossy(&out.stdout)
+                    .trim_end_matches('\n')
+                    .to_string()
+            })
+            .filter(|s| !s.is_empty()))
     }
 
     async fn value(&self, key: &str) -> Result<Option<Vec<u8>>, ProviderError> {
-        let Some(raw) = self.info_get(&format!("guestinfo.{key}")).await? else { return Ok(None) };
-        let encoding = self.info_get(&format!("guestinfo.{key}.encoding")).await?.unwrap_or_default();
-        decode(&raw, &encoding).map(Some).map_err(|detail| ProviderError::Parse { provider: "vmware", what: format!("guestinfo.{key}"), detail })
+        let Some(raw) = self.info_get(&format!("guestinfo.{key}")).await? else {
+            return Ok(None);
+        };
+        let encoding = self
+            .info_get(&format!("guestinfo.{key}.encoding"))
+            .await?
+            .unwrap_or_default();
+        decode(&raw, &encoding)
+            .map(Some)
+            .map_err(|detail| ProviderError::Parse {
+                provider: "vmware",
+                what: format!("guestinfo.{key}"),
+                detail,
+            })
     }
 }
 
@@ -77,8 +104,15 @@ impl Provider for Vmware {
             if !self.rpctool.is_file() {
                 return Ok(false);
             }
-            let work = async { Ok::<_, ProviderError>(self.info_get("guestinfo.metadata").await?.is_some() || self.info_get("guestinfo.userdata").await?.is_some()) };
-            tokio::time::timeout_at(deadline, work).await.unwrap_or(Ok(false))
+            let work = async {
+                Ok::<_, ProviderError>(
+                    self.info_get("guestinfo.metadata").await?.is_some()
+                        || self.info_get("guestinfo.userdata").await?.is_some(),
+                )
+            };
+            tokio::time::timeout_at(deadline, work)
+                .await
+                .unwrap_or(Ok(false))
         })
     }
     fn fetch(&self, _deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
@@ -105,7 +139,10 @@ mod tests {
         assert_eq!(super::decode("aGk=", "base64").unwrap(), b"hi");
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(b"zipped").unwrap();
-        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, gz.finish().unwrap());
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            gz.finish().unwrap(),
+        );
         assert_eq!(super::decode(&b64, "gzip+base64").unwrap(), b"zipped");
         assert!(super::decode("x", "rot13").is_err());
     }

@@ -7,13 +7,21 @@ use std::sync::{Arc, Mutex};
 use super::{Answer, Handler, Seen};
 
 /// Path → body; anything else is 404. `guard` may refuse a request first.
-pub fn routes(table: &[(&str, &str)], guard: impl Fn(&Seen) -> Option<Answer> + Send + Sync + 'static) -> Handler {
-    let table: BTreeMap<String, String> = table.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+pub fn routes(
+    table: &[(&str, &str)],
+    guard: impl Fn(&Seen) -> Option<Answer> + Send + Sync + 'static,
+) -> Handler {
+    let table: BTreeMap<String, String> = table
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Arc::new(move |req: &Seen| {
         if let Some(refusal) = guard(req) {
             return refusal;
         }
-        table.get(&req.path).map_or(Answer::status(404), |b| Answer::ok(b.as_bytes()))
+        table
+            .get(&req.path)
+            .map_or(Answer::status(404), |b| Answer::ok(b.as_bytes()))
     })
 }
 
@@ -21,14 +29,26 @@ pub const EC2_META: &[(&str, &str)] = &[
     ("/latest/meta-data/hostname", "ip-10-0-0-1.ec2.internal\n"),
     ("/latest/meta-data/public-ipv4", "203.0.113.7"),
     ("/latest/meta-data/local-ipv4", "10.0.0.1"),
-    ("/latest/meta-data/placement/availability-zone", "eu-west-1a"),
+    (
+        "/latest/meta-data/placement/availability-zone",
+        "eu-west-1a",
+    ),
     ("/latest/meta-data/instance-type", "t3.micro"),
     ("/latest/meta-data/instance-id", "i-0123"),
     ("/latest/meta-data/local-hostname", "ip-10-0-0-1"),
     ("/latest/meta-data/public-keys/", "0=first\n1=second"),
-    ("/latest/meta-data/public-keys/0/openssh-key", "ssh-ed25519 AAAA first"),
-    ("/latest/meta-data/public-keys/1/openssh-key", "ssh-ed25519 BBBB second"),
-    ("/latest/user-data", r#"{"motd":{"content":"hello from aws"}}"#),
+    (
+        "/latest/meta-data/public-keys/0/openssh-key",
+        "ssh-ed25519 AAAA first",
+    ),
+    (
+        "/latest/meta-data/public-keys/1/openssh-key",
+        "ssh-ed25519 BBBB second",
+    ),
+    (
+        "/latest/user-data",
+        r#"{"motd":{"content":"hello from aws"}}"#,
+    ),
 ];
 
 /// How the fake IMDS behaves.
@@ -62,12 +82,25 @@ pub fn aws(opts: Imds) -> Handler {
                 return Answer::status(400);
             }
             let token = format!("token-{}", counter.fetch_add(1, Ordering::SeqCst));
-            tokens.lock().unwrap().insert(token.clone(), opts.token_uses.unwrap_or(usize::MAX));
-            return Answer::Reply(200, vec![("x-aws-ec2-metadata-token-ttl-seconds".into(), "21600".into())], token.into_bytes());
+            tokens
+                .lock()
+                .unwrap()
+                .insert(token.clone(), opts.token_uses.unwrap_or(usize::MAX));
+            return Answer::Reply(
+                200,
+                vec![(
+                    "x-aws-ec2-metadata-token-ttl-seconds".into(),
+                    "21600".into(),
+                )],
+                token.into_bytes(),
+            );
         }
         if !opts.v1_only {
             let mut tokens = tokens.lock().unwrap();
-            let Some(left) = req.header("x-aws-ec2-metadata-token").and_then(|t| tokens.get_mut(t)) else {
+            let Some(left) = req
+                .header("x-aws-ec2-metadata-token")
+                .and_then(|t| tokens.get_mut(t))
+            else {
                 return Answer::status(401);
             };
             if *left == 0 {
@@ -86,7 +119,10 @@ pub fn hetzner() -> Handler {
             ("/latest/meta-data/hostname", "hetzner-1"),
             ("/latest/meta-data/public-ipv4", "198.51.100.2"),
             ("/latest/meta-data/instance-id", "4711"),
-            ("/latest/meta-data/public-keys", r#"["ssh-ed25519 H1 a","ssh-ed25519 H2 b"]"#),
+            (
+                "/latest/meta-data/public-keys",
+                r#"["ssh-ed25519 H1 a","ssh-ed25519 H2 b"]"#,
+            ),
             ("/latest/user-data", "#cloud-config\n"),
         ],
         |_| None,
@@ -95,16 +131,27 @@ pub fn hetzner() -> Handler {
 
 /// OpenStack's EC2-compatible paths, no tokens.
 pub fn openstack() -> Handler {
-    routes(EC2_META, |req| (req.method == "PUT").then(|| Answer::status(405)))
+    routes(EC2_META, |req| {
+        (req.method == "PUT").then(|| Answer::status(405))
+    })
 }
 
 /// GCE: refuses requests without `Metadata-Flavor: Google`.
 pub fn gcp() -> Handler {
     routes(
         &[
-            ("/computeMetadata/v1/instance/hostname", "gce-1.c.project.internal"),
-            ("/computeMetadata/v1/project/attributes/ssh-keys", "alice:ssh-rsa AAA alice\nbob:ssh-ed25519 BBB bob"),
-            ("/computeMetadata/v1/instance/attributes/user-data", "gcp userdata"),
+            (
+                "/computeMetadata/v1/instance/hostname",
+                "gce-1.c.project.internal",
+            ),
+            (
+                "/computeMetadata/v1/project/attributes/ssh-keys",
+                "alice:ssh-rsa AAA alice\nbob:ssh-ed25519 BBB bob",
+            ),
+            (
+                "/computeMetadata/v1/instance/attributes/user-data",
+                "gcp userdata",
+            ),
         ],
         |req| (req.header("metadata-flavor") != Some("Google")).then(|| Answer::status(403)),
     )
@@ -131,7 +178,10 @@ pub fn digitalocean() -> Handler {
         &[
             ("/metadata/v1/", "ok"),
             ("/metadata/v1/hostname", "droplet-1"),
-            ("/metadata/v1/interfaces/public/0/ipv4/address", "192.0.2.20"),
+            (
+                "/metadata/v1/interfaces/public/0/ipv4/address",
+                "192.0.2.20",
+            ),
             ("/metadata/v1/region", "ams3"),
             ("/metadata/v1/id", "1234"),
             ("/metadata/v1/public-keys", "ssh-rsa D1"),
@@ -158,7 +208,13 @@ pub const EQUINIX_DOC: &str = r#"{"id":"e-1","hostname":"metal-host","ssh_keys":
   "addresses":[{"address":"147.75.1.3","cidr":31,"gateway":"147.75.1.2","public":true}]}}"#;
 
 pub fn equinix() -> Handler {
-    routes(&[("/metadata", EQUINIX_DOC), ("/userdata", "#!ipxe\nchain http://x")], |_| None)
+    routes(
+        &[
+            ("/metadata", EQUINIX_DOC),
+            ("/userdata", "#!ipxe\nchain http://x"),
+        ],
+        |_| None,
+    )
 }
 
 pub const AZURE_DOC: &str = r#"{"compute":{"name":"az-vm","osProfile":{"computerName":"az-host"},"vmId":"vm-1","location":"westeurope",
@@ -194,14 +250,20 @@ pub fn azure() -> Handler {
 
 /// Firecracker MMDS v2.
 pub fn mmds() -> Handler {
-    Arc::new(|req: &Seen| match (req.method.as_str(), req.path.as_str()) {
-        ("PUT", "/latest/api/token") if req.header("x-metadata-token-ttl-seconds").is_some() => Answer::ok("mmds-token"),
-        ("PUT", _) => Answer::status(400),
-        ("GET", "/") if req.header("x-metadata-token") == Some("mmds-token") => {
-            Answer::ok(r#"{"latest":{"meta-data":{"hostname":"fc-vm","public-keys":{"0":{"openssh-key":"ssh-ed25519 FC"}}},"user-data":"fc userdata"}}"#)
-        }
-        _ => Answer::status(401),
-    })
+    Arc::new(
+        |req: &Seen| match (req.method.as_str(), req.path.as_str()) {
+            ("PUT", "/latest/api/token")
+                if req.header("x-metadata-token-ttl-seconds").is_some() =>
+            {
+                Answer::ok("mmds-token")
+            }
+            ("PUT", _) => Answer::status(400),
+            ("GET", "/") if req.header("x-metadata-token") == Some("mmds-token") => Answer::ok(
+                r#"{"latest":{"meta-data":{"hostname":"fc-vm","public-keys":{"0":{"openssh-key":"ssh-ed25519 FC"}}},"user-data":"fc userdata"}}"#,
+            ),
+            _ => Answer::status(401),
+        },
+    )
 }
 
 /// Scaleway: `/conf`, and userdata only for privileged source ports.

@@ -30,7 +30,9 @@ pub struct Seen {
 
 impl Seen {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 }
 
@@ -68,7 +70,8 @@ pub struct Server {
 impl Server {
     /// Starts a server on `bind` (port 0 picks one) in the current network namespace.
     pub fn start(bind: &str, handler: Handler) -> Server {
-        let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("binding test server to {bind}: {e}"));
+        let listener = TcpListener::bind(bind)
+            .unwrap_or_else(|e| panic!("binding test server to {bind}: {e}"));
         Self::serve(listener, handler)
     }
 
@@ -78,7 +81,8 @@ impl Server {
         let (ns, bind) = (netns.to_string(), bind.to_string());
         thread::spawn(move || {
             enter_netns(&ns);
-            let listener = TcpListener::bind(&bind).unwrap_or_else(|e| panic!("binding {bind} in {ns}: {e}"));
+            let listener =
+                TcpListener::bind(&bind).unwrap_or_else(|e| panic!("binding {bind} in {ns}: {e}"));
             let _ = tx.send(Self::serve(listener, handler));
             loop {
                 thread::park();
@@ -88,7 +92,10 @@ impl Server {
     }
 
     fn serve(listener: TcpListener, handler: Handler) -> Server {
-        let server = Server { addr: listener.local_addr().expect("local addr"), seen: Arc::default() };
+        let server = Server {
+            addr: listener.local_addr().expect("local addr"),
+            seen: Arc::default(),
+        };
         let seen = server.seen.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -108,7 +115,7 @@ impl Server {
     }
 }
 
-fn read_request(stream: &mut TcpStream) -> Option<(String, String, BTreeMap<String, String>, Vec<u8>)> {
+fn read_request(stream: &mut TcpStream, peer: SocketAddr) -> Option<Seen> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
@@ -125,16 +132,24 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, String, BTreeMap<Stri
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len = headers.get("content-length").and_then(|l| l.parse::<usize>().ok()).unwrap_or(0);
+    let len = headers
+        .get("content-length")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(0);
     let mut body = vec![0; len];
     stream.read_exact(&mut body).ok()?;
-    Some((method, path, headers, body))
+    Some(Seen {
+        method,
+        path,
+        headers,
+        body,
+        peer,
+    })
 }
 
 fn connection(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
     let peer = stream.peer_addr().expect("peer");
-    while let Some((method, path, headers, body)) = read_request(&mut stream) {
-        let req = Seen { method, path, headers, body, peer };
+    while let Some(req) = read_request(&mut stream, peer) {
         if let Ok(mut s) = seen.lock() {
             s.push(req.clone());
         }
@@ -153,7 +168,9 @@ fn connection(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>)
                 return;
             }
             Answer::SlowBody(body, delay) => {
-                let _ = stream.write_all(format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes());
+                let _ = stream.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+                );
                 for b in body {
                     if stream.write_all(&[b]).is_err() {
                         return;
@@ -171,18 +188,33 @@ fn connection(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>)
 
 /// Fails the test (does not skip) unless running as root.
 pub fn require_root(what: &str) {
-    assert!(nix::unistd::geteuid().is_root(), "{what} needs root (run the tests as root)");
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "{what} needs root (run the tests as root)"
+    );
 }
 
 /// Fails the test unless `tool` is on PATH.
 pub fn require_tool(tool: &str) {
-    let found = std::env::var("PATH").unwrap_or_default().split(':').any(|d| Path::new(d).join(tool).is_file());
-    assert!(found, "this test needs `{tool}` on PATH (apt-get install it)");
+    let found = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .any(|d| Path::new(d).join(tool).is_file());
+    assert!(
+        found,
+        "this test needs `{tool}` on PATH (apt-get install it)"
+    );
 }
 
 pub fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -209,21 +241,26 @@ impl Netns {
     /// `ip netns exec NS unshare --uts PROGRAM ARGS` (own UTS namespace: sethostname stays inside).
     pub fn command(&self, program: &Path) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, "unshare", "--uts"]).arg(program);
+        c.args(["netns", "exec", &self.name, "unshare", "--uts"])
+            .arg(program);
         c
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
 /// Moves the calling thread into `/run/netns/<name>`.
 pub fn enter_netns(name: &str) {
-    let file = std::fs::File::open(format!("/run/netns/{name}")).unwrap_or_else(|e| panic!("opening netns {name}: {e}"));
-    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).unwrap_or_else(|e| panic!("setns {name}: {e}"));
+    let file = std::fs::File::open(format!("/run/netns/{name}"))
+        .unwrap_or_else(|e| panic!("opening netns {name}: {e}"));
+    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("setns {name}: {e}"));
 }
 
 /// The built `metadata` binary.
@@ -238,8 +275,19 @@ pub fn read(root: &Path, rel: &str) -> String {
 
 /// A plan with every endpoint at `base`, empty sysfs/dev under `tmp`, short timeouts.
 pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp: &Path) -> Plan {
-    let policy = Policy { request_timeout: Duration::from_millis(500), backoff_start: Duration::from_millis(20), backoff_cap: Duration::from_millis(200), ..Policy::default() };
-    let env = Env { sysfs: tmp.join("sys"), dev: tmp.join("dev"), endpoints: Endpoints::all_at(base, scaleway), policy, ..Env::default() };
+    let policy = Policy {
+        request_timeout: Duration::from_millis(500),
+        backoff_start: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(200),
+        ..Policy::default()
+    };
+    let env = Env {
+        sysfs: tmp.join("sys"),
+        dev: tmp.join("dev"),
+        endpoints: Endpoints::all_at(base, scaleway),
+        policy,
+        ..Env::default()
+    };
     Plan {
         providers: providers.iter().map(|s| s.to_string()).collect(),
         config_root: tmp.join("config"),
@@ -250,4 +298,3 @@ pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp:
         configure_network: false,
     }
 }
-
