@@ -1,7 +1,15 @@
 //! Blueprint to bootable files: assembles a blueprint and writes the kernel, the initramfs and the
 //! command line into a directory.
 
+use std::fs;
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::assemble::assemble;
+use crate::blueprint::Blueprint;
+use crate::store::ImageStore;
 
 /// The files a VM boots from.
 #[derive(Debug, Clone)]
@@ -14,8 +22,24 @@ pub struct Built {
     pub cmdline: String,
 }
 
-/// Assembles `blueprint` with images from `store` into `out`.
-pub fn to_dir(blueprint: &Path, store: &Path, out: &Path) -> anyhow::Result<Built> {
-    let _ = (blueprint, store, out);
-    anyhow::bail!("assembler not wired yet")
+/// Assembles `blueprint` with images from `store` into `out/{kernel,initrd.img,cmdline}`.
+pub fn to_dir(blueprint: &Path, store: &Path, out: &Path) -> Result<Built> {
+    let bp = Blueprint::from_path(blueprint)?;
+    let bp_dir = blueprint.parent().unwrap_or(Path::new("."));
+    let store = ImageStore::new(store);
+    let assembly = assemble(&bp, bp_dir, &store)?;
+    let Some(kernel_src) = &assembly.kernel else {
+        bail!("{} has no kernel: section", blueprint.display());
+    };
+    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let kernel = out.join("kernel");
+    fs::copy(kernel_src, &kernel).with_context(|| format!("copying {}", kernel_src.display()))?;
+    let initrd = out.join("initrd.img");
+    let file = fs::File::create(&initrd).with_context(|| format!("creating {}", initrd.display()))?;
+    assembly
+        .write_initrd(BufWriter::new(file))
+        .and_then(|mut w| std::io::Write::flush(&mut w))
+        .with_context(|| format!("writing {}", initrd.display()))?;
+    fs::write(out.join("cmdline"), &assembly.cmdline)?;
+    Ok(Built { kernel, initrd, cmdline: assembly.cmdline })
 }
