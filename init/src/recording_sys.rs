@@ -1,9 +1,9 @@
 //! A [`Sys`] that performs nothing and records every call, for unit tests of plans and shutdown.
 //! Tests pass it in explicitly; production code never picks it.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use nix::errno::Errno;
 use nix::sys::resource::Resource;
@@ -60,7 +60,7 @@ pub enum Call {
 /// Records calls; fails those whose path (mount target, file, link) is in `failures`.
 #[derive(Debug, Default)]
 pub struct RecordingSys {
-    calls: RefCell<Vec<Call>>,
+    calls: Mutex<Vec<Call>>,
     failures: HashMap<PathBuf, Errno>,
 }
 
@@ -78,11 +78,15 @@ impl RecordingSys {
 
     /// The calls so far, in order.
     pub fn calls(&self) -> Vec<Call> {
-        self.calls.borrow().clone()
+        self.log().clone()
+    }
+
+    fn log(&self) -> MutexGuard<'_, Vec<Call>> {
+        self.calls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn record(&self, call: Call, path: Option<&Path>) -> nix::Result<()> {
-        self.calls.borrow_mut().push(call);
+        self.log().push(call);
         match path.and_then(|p| self.failures.get(p)) {
             Some(errno) => Err(*errno),
             None => Ok(()),
@@ -176,10 +180,10 @@ impl Sys for RecordingSys {
         self.record(Call::KillAll(signal), None)
     }
     fn sync(&self) {
-        self.calls.borrow_mut().push(Call::Sync);
+        self.log().push(Call::Sync);
     }
     fn reboot(&self, action: PowerAction) -> Errno {
-        self.calls.borrow_mut().push(Call::Reboot(action));
+        self.log().push(Call::Reboot(action));
         Errno::EPERM
     }
 }

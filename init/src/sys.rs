@@ -48,7 +48,7 @@ pub struct MountArgs {
 }
 
 /// The system calls init makes, one method per operation.
-pub trait Sys: std::fmt::Debug {
+pub trait Sys: std::fmt::Debug + Sync {
     /// `mount(2)`.
     fn mount(&self, args: &MountArgs) -> nix::Result<()>;
     /// `umount2(2)`, lazily (`MNT_DETACH`) when `detach`.

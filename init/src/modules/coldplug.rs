@@ -48,6 +48,9 @@ pub fn modules_for(index: &ModuleIndex, modaliases: &[String]) -> Vec<String> {
     wanted
 }
 
+/// Threads loading one dependency level of modules at once (module init often waits on hardware).
+const WORKERS: usize = 4;
+
 /// Most rounds of cold plug: loading a bus driver (virtio_pci) reveals devices (virtio-net) that need more.
 const MAX_ROUNDS: usize = 8;
 
@@ -76,7 +79,7 @@ pub fn coldplug(
         if wanted.is_empty() {
             break;
         }
-        errors.extend(loader.load(&wanted, ""));
+        errors.extend(loader.load_parallel(&wanted, WORKERS));
     }
     (seen.len(), errors)
 }

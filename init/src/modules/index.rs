@@ -160,6 +160,39 @@ impl ModuleIndex {
         order
     }
 
+    /// The modules to load for `wanted`, minus those in `loaded`, grouped in levels: every module's
+    /// dependencies are in earlier levels (or loaded), so the modules of one level can load in parallel.
+    pub fn load_levels(
+        &self,
+        wanted: &[String],
+        loaded: &HashSet<String>,
+    ) -> Vec<Vec<&ModuleEntry>> {
+        let mut level_of: HashMap<String, usize> = HashMap::new();
+        let mut levels: Vec<Vec<&ModuleEntry>> = Vec::new();
+        for entry in self.load_order(wanted) {
+            let name = module_name(&entry.path);
+            if loaded.contains(&name) {
+                continue;
+            }
+            // load_order puts dependencies first, so their levels are known here.
+            let level = entry
+                .deps
+                .iter()
+                .filter_map(|d| level_of.get(d))
+                .map(|l| l + 1)
+                .max()
+                .unwrap_or(0);
+            level_of.insert(name, level);
+            if levels.len() <= level {
+                levels.resize_with(level + 1, Vec::new);
+            }
+            if let Some(group) = levels.get_mut(level) {
+                group.push(entry);
+            }
+        }
+        levels
+    }
+
     fn visit<'a>(
         &'a self,
         name: &str,
@@ -271,6 +304,31 @@ alias pci:v00001AF4d00001000sv*sd*bc*sc*i* virtio_pci
         assert_eq!(idx.resolve("fs-overlay"), ["overlay"]);
         assert_eq!(idx.resolve("net-failover"), ["net_failover"]);
         assert!(idx.resolve("nonexistent").is_empty());
+    }
+
+    #[test]
+    fn levels_group_independent_modules() {
+        let idx = ModuleIndex::parse(
+            "a.ko: b.ko c.ko\nb.ko: c.ko\nc.ko:\nd.ko:\ne.ko: d.ko\n",
+            "",
+        )
+        .unwrap_or_default();
+        let names = |levels: Vec<Vec<&ModuleEntry>>| -> Vec<Vec<String>> {
+            levels
+                .into_iter()
+                .map(|l| l.into_iter().map(|e| e.path.clone()).collect())
+                .collect()
+        };
+        let want = ["a", "e"].map(String::from);
+        assert_eq!(
+            names(idx.load_levels(&want, &HashSet::new())),
+            [vec!["c.ko", "d.ko"], vec!["b.ko", "e.ko"], vec!["a.ko"]]
+        );
+        let loaded: HashSet<String> = ["c".to_string()].into();
+        assert_eq!(
+            names(idx.load_levels(&want, &loaded)),
+            [vec!["b.ko", "d.ko"], vec!["a.ko", "e.ko"]]
+        );
     }
 
     #[test]

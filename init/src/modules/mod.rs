@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-pub use self::index::{IndexError, ModuleIndex, module_name};
+pub use self::index::{IndexError, ModuleEntry, ModuleIndex, module_name};
 use crate::sys::Sys;
 
 /// Reading the module tree failed.
@@ -133,6 +133,47 @@ impl<'a> Loader<'a> {
         errors
     }
 
+    /// Like [`Loader::load`] without parameters, but the modules of each dependency level load in parallel
+    /// on up to `workers` threads.
+    pub fn load_parallel(&mut self, names: &[String], workers: usize) -> Vec<LoadError> {
+        let mut errors = Vec::new();
+        let index = self.index;
+        for level in index.load_levels(names, &self.loaded) {
+            let chunk = level.len().div_ceil(workers.max(1)).max(1);
+            let this: &Loader<'_> = self;
+            let results: Vec<(String, PathBuf, nix::Result<()>)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = level
+                    .chunks(chunk)
+                    .map(|entries| scope.spawn(move || this.load_entries(entries)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            });
+            for (name, path, result) in results {
+                match result {
+                    Ok(()) | Err(Errno::EEXIST) => {
+                        self.loaded.insert(name);
+                    }
+                    Err(source) => errors.push(LoadError { name, path, source }),
+                }
+            }
+        }
+        errors
+    }
+
+    fn load_entries(&self, entries: &[&ModuleEntry]) -> Vec<(String, PathBuf, nix::Result<()>)> {
+        entries
+            .iter()
+            .map(|entry| {
+                let path = self.dir.join(&entry.path);
+                let result = self.sys.load_module(&path, "");
+                (module_name(&entry.path), path, result)
+            })
+            .collect()
+    }
+
     /// Modules loaded (or found loaded) so far.
     pub fn loaded(&self) -> &HashSet<String> {
         &self.loaded
@@ -171,6 +212,35 @@ mod tests {
         );
         assert_eq!(loader.load(&["a".into()], ""), vec![]);
         assert_eq!(sys.calls().len(), 2);
+    }
+
+    #[test]
+    fn parallel_loading_loads_each_module_once_after_its_dependencies() {
+        let index = ModuleIndex::parse("a.ko: b.ko c.ko\nb.ko: c.ko\nc.ko:\nd.ko:\n", "")
+            .unwrap_or_default();
+        let sys = RecordingSys::new();
+        let mut loader = Loader::new(&sys, Path::new("/m"), &index, HashSet::new());
+        assert_eq!(loader.load_parallel(&["a".into(), "d".into()], 4), vec![]);
+        let paths: Vec<PathBuf> = sys
+            .calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::LoadModule { path, .. } => Some(path),
+                _ => None,
+            })
+            .collect();
+        let pos = |p: &str| {
+            paths
+                .iter()
+                .position(|x| x == Path::new(p))
+                .unwrap_or(usize::MAX)
+        };
+        assert_eq!(paths.len(), 4);
+        assert!(
+            pos("/m/c.ko") < pos("/m/b.ko") && pos("/m/b.ko") < pos("/m/a.ko"),
+            "{paths:?}"
+        );
+        assert_eq!(loader.loaded().len(), 4);
     }
 
     #[test]
