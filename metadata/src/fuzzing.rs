@@ -1,0 +1,38 @@
+//! Entry points for the fuzz targets in `metadata/fuzz` (and the smoke test that runs them on
+//! generated input): every parser of outside input, fed arbitrary bytes, must return, never panic.
+
+use std::io::Cursor;
+
+use crate::model::Metadata;
+use crate::providers::{azure, cdrom, ec2, equinix, gcp, mmds, scaleway};
+
+/// The userdata tree planner and hostname validation.
+pub fn userdata(data: &[u8]) {
+    if let Ok(plan) = crate::tree::plan(data) {
+        for node in plan.nodes {
+            let _ = format!("{node:?}");
+        }
+    }
+    let _ = crate::model::validate_hostname(&String::from_utf8_lossy(data));
+    let _ = crate::tree::parse_perm(&String::from_utf8_lossy(data));
+}
+
+/// Every metadata reply parser, the label sniffer and the ISO9660 and FAT readers.
+pub fn replies(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let _ = scaleway::parse_http_response(data);
+    let _ = scaleway::conf_keys(&scaleway::parse_conf(&text));
+    let _ = azure::parse_goal_state(&text);
+    let _ = azure::parse_instance(data);
+    let _ = mmds::parse_document(data);
+    let _ = equinix::parse_document(data);
+    let _ = ec2::parse_key_array(data);
+    let _ = gcp::parse_ssh_keys(&text);
+    let mut meta = Metadata::new("fuzz");
+    cdrom::parse_nocloud_meta(&text, &mut meta);
+    let _ = cdrom::parse_configdrive_meta(data, &mut meta);
+    let _ = crate::label::detect(data);
+    let _ = crate::iso9660::read_file(&mut Cursor::new(data), "openstack/latest/meta_data.json", 1 << 20);
+    let _ = crate::disk::fat_read_file(Cursor::new(data), "user-data", 1 << 20);
+    let _ = crate::providers::vmware::decode(&text, "gzip+base64");
+}
