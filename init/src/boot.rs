@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use nix::sys::statfs::statfs;
+use nix::sys::wait::WaitStatus;
 
 use crate::cmdline::Cmdline;
 use crate::layout::Layout;
@@ -20,7 +21,7 @@ use crate::supervisor::{
 };
 use crate::sys::Sys;
 use crate::timeline::Timeline;
-use crate::{cgroups, console, hooks, mount_table, power_button, root, sysctl, system};
+use crate::{cgroups, console, hooks, mdev, mount_table, power_button, root, sysctl, system};
 
 /// Everything the boot sequence works with.
 #[derive(Debug)]
@@ -99,8 +100,16 @@ impl Boot<'_> {
             self.timeline.attach(&self.layout.timeline);
         }
         if self.real_boot {
+            if let Some(action) = self.start_mdev() {
+                return BootEnd::PowerRequest(action);
+            }
             self.load_modules();
             power_button::spawn(&self.layout.dev_input);
+            if let Some(action) =
+                self.run_helper(Path::new("/sbin/hwclock"), &["--hctosys", "--utc"])
+            {
+                return BootEnd::PowerRequest(action);
+            }
             system::loopback_up(self.sys);
         }
         system::set_limits(self.sys);
@@ -180,6 +189,45 @@ impl Boot<'_> {
             Err(e) => log::warn!("no cold plug: {e}: {}", error_source(&e)),
         }
         self.timeline.event("modules-end", None);
+    }
+
+    /// mdev compatibility (only for images with `/etc/mdev.conf`).
+    fn start_mdev(&mut self) -> Option<PowerAction> {
+        if !mdev::wanted(Path::new("/")) {
+            return None;
+        }
+        mdev::prepare(
+            self.sys,
+            Path::new("/proc/sys/kernel"),
+            Path::new("/sys/devices"),
+        );
+        self.run_helper(Path::new(mdev::MDEV), &["-s"])
+    }
+
+    /// Runs an optional helper program to completion if it exists; a power request interrupts the wait.
+    fn run_helper(&mut self, path: &Path, args: &[&str]) -> Option<PowerAction> {
+        if !path.exists() {
+            return None;
+        }
+        match hooks::spawn(path, args) {
+            Ok(pid) => match wait_for(&self.signals, pid, OnPowerRequest::Interrupt) {
+                Waited::Exited(WaitStatus::Exited(_, 0)) => None,
+                Waited::Exited(status) => {
+                    log::error!(
+                        "{} {}: {}",
+                        path.display(),
+                        args.join(" "),
+                        describe(status)
+                    );
+                    None
+                }
+                Waited::PowerRequest(action) => Some(action),
+            },
+            Err(e) => {
+                log::error!("starting {}: {e}", path.display());
+                None
+            }
+        }
     }
 
     fn run_init_d(&mut self) -> BootEnd {

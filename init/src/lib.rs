@@ -20,6 +20,7 @@ pub mod cmdline;
 pub mod console;
 pub mod hooks;
 pub mod layout;
+pub mod mdev;
 pub mod modules;
 pub mod mount_options;
 pub mod mount_table;
