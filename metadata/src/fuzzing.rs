@@ -32,7 +32,11 @@ pub fn replies(data: &[u8]) {
     cdrom::parse_nocloud_meta(&text, &mut meta);
     let _ = cdrom::parse_configdrive_meta(data, &mut meta);
     let _ = crate::label::detect(data);
-    let _ = crate::iso9660::read_file(&mut Cursor::new(data), "openstack/latest/meta_data.json", 1 << 20);
+    let _ = crate::iso9660::read_file(
+        &mut Cursor::new(data),
+        "openstack/latest/meta_data.json",
+        1 << 20,
+    );
     let _ = crate::disk::fat_read_file(Cursor::new(data), "user-data", 1 << 20);
     let _ = crate::providers::vmware::decode(&text, "gzip+base64");
 }

@@ -85,7 +85,11 @@ fn fat_images_survive_corruption() {
     for _ in 0..3_000 {
         let mut img = vec![0u8; 64 * 1024];
         for b in img.iter_mut().skip(512) {
-            *b = if rng.below(4) == 0 { rng.next() as u8 } else { 0 };
+            *b = if rng.below(4) == 0 {
+                rng.next() as u8
+            } else {
+                0
+            };
         }
         img[0..3].copy_from_slice(&[0xEB, 0x3C, 0x90]);
         img[11..13].copy_from_slice(&512u16.to_le_bytes());
