@@ -450,3 +450,14 @@ fn a_missing_image_names_the_container_and_the_paths_tried() {
         "{text}"
     );
 }
+
+#[test]
+fn assembling_twice_gives_byte_identical_archives() {
+    let fx = fixture();
+    let bp: Blueprint = BLUEPRINT.parse().expect("blueprint");
+    let first = assemble(&bp, &fx.blueprint_dir, &fx.store).expect("assemble");
+    let second = assemble(&bp, &fx.blueprint_dir, &fx.store).expect("assemble again");
+    let a = first.tree.write_cpio(Vec::new()).expect("cpio");
+    let b = second.tree.write_cpio(Vec::new()).expect("cpio");
+    assert!(a == b, "the archive is deterministic");
+}
