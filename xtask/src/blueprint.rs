@@ -324,8 +324,12 @@ impl std::str::FromStr for Blueprint {
     type Err = BlueprintError;
 
     fn from_str(text: &str) -> Result<Blueprint, BlueprintError> {
-        let value: serde_yaml::Value =
+        let mut value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|source| BlueprintError::Syntax { source })?;
+        // `<<: *anchor` merge keys, which LinuxKit's YAML library applies.
+        value
+            .apply_merge()
+            .map_err(|source| BlueprintError::Syntax { source })?;
         let bp = entry::parse_blueprint(value)?;
         validate::validate(&bp)?;
         Ok(bp)

@@ -365,3 +365,23 @@ fn every_prefix_and_every_line_dropped_of_the_sample_parses_or_errors_without_pa
         "both outcomes seen: {outcomes:?}"
     );
 }
+
+#[test]
+fn anchors_aliases_and_merge_keys_work() {
+    let text = r#"
+onboot:
+  - &base
+    name: one
+    image: a/b
+    capabilities: [CAP_SYS_ADMIN]
+  - <<: *base
+    name: two
+"#;
+    let bp: Blueprint = text.parse().expect("merge keys");
+    assert_eq!(bp.onboot[1].name, "two");
+    assert_eq!(bp.onboot[1].image, "a/b");
+    assert_eq!(
+        bp.onboot[1].config.capabilities,
+        Some(vec!["CAP_SYS_ADMIN".to_string()])
+    );
+}
