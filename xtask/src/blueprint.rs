@@ -283,6 +283,12 @@ pub enum BlueprintError {
     },
     #[error("{location}: {problem}")]
     Invalid { location: String, problem: String },
+    #[error("blueprint {path}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: Box<BlueprintError>,
+    },
 }
 
 impl BlueprintError {
@@ -295,13 +301,16 @@ impl BlueprintError {
 }
 
 impl Blueprint {
-    /// Reads and validates a blueprint file.
+    /// Reads and validates a blueprint file; problems are reported as [`BlueprintError::File`] naming it.
     pub fn from_path(path: &Path) -> Result<Blueprint, BlueprintError> {
         let text = std::fs::read_to_string(path).map_err(|source| BlueprintError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        text.parse()
+        text.parse().map_err(|e| BlueprintError::File {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// The container-name id map: each container gets a uid/gid starting at 100, in the order onboot,

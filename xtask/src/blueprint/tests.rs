@@ -385,3 +385,19 @@ onboot:
         Some(vec!["CAP_SYS_ADMIN".to_string()])
     );
 }
+
+#[test]
+fn file_errors_name_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.yml");
+    std::fs::write(&path, "services:\n  - name: a\n").expect("write");
+    let e = Blueprint::from_path(&path).expect_err("missing image");
+    assert_eq!(e.to_string(), format!("blueprint {}", path.display()));
+    let source = std::error::Error::source(&e).map(|s| s.to_string());
+    assert_eq!(
+        source.as_deref(),
+        Some("services[0] (name \"a\"): missing required key \"image\"")
+    );
+    let e = Blueprint::from_path(&dir.path().join("none.yml")).expect_err("missing file");
+    assert!(e.to_string().contains("none.yml"), "{e}");
+}
