@@ -38,7 +38,7 @@ pub fn require_images() -> Result<PathBuf> {
     let store = paths().store();
     for image in [
         "debian/kernel/latest/rootfs/kernel",
-        "guestkit/init/dev",
+        "guestkit/init/dev.tar",
         "debian/busybox/latest",
     ] {
         if !store.join(image).exists() {

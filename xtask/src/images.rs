@@ -1,13 +1,5 @@
-//! The images the example blueprints use, written into the local image store as directory images
-//! (`<store>/<org>/<name>/<tag>/{rootfs/,image.json}`):
-//!
-//! | ref | contents |
-//! |---|---|
-//! | `debian/kernel` | see [`crate::kernel`] |
-//! | `debian/busybox` | busybox-static with every applet linked: the base for test containers |
-//! | `guestkit/init` | our `/init` and `/usr/bin/service`, busybox, the `000-issue` and `005-volumes` hooks |
-//! | `guestkit/runc` | Debian's runc with its libraries, the `010-onboot` and `010-onshutdown` hooks |
-//! | `guestkit/containerd` | Debian's containerd, shim and ctr, `/etc/containerd/config.toml`, the `020-containerd` hook |
+//! Composing image filesystems: the `debian/busybox` base image written straight into the store, and the
+//! filesystems of the guestkit packages, which [`crate::packages`] turns into OCI tarballs.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -44,7 +36,7 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageErro
 }
 
 /// The guest programs, built static for musl.
-pub const GUEST_CRATES: &[&str] = &["init", "service"];
+pub const GUEST_CRATES: &[&str] = &["init", "service", "metadata", "getty", "vsock-forwarder"];
 
 /// The musl target the guest binaries are built for.
 pub const GUEST_TARGET: &str = "x86_64-unknown-linux-musl";
@@ -74,7 +66,7 @@ pub struct ImageDir {
 }
 
 impl ImageDir {
-    /// Starts `<store>/<reference>` afresh (`reference` is `org/name/tag`).
+    /// Starts `<parent>/<reference>` afresh (in the store, `reference` is `org/name/tag`).
     pub fn create(store: &Path, reference: &str) -> Result<Self, ImageError> {
         let root = store.join(reference);
         if root.exists() {
@@ -158,7 +150,7 @@ impl ImageDir {
         let config = serde_json::json!({
             "architecture": "amd64",
             "os": "linux",
-            "config": { "Cmd": cmd, "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
+            "config": { "Cmd": cmd, "Env": [PATH_ENV] },
         });
         let path = self.root.join("image.json");
         let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
@@ -172,6 +164,9 @@ fn make_parent(path: &Path) -> Result<(), ImageError> {
         None => Ok(()),
     }
 }
+
+/// The `PATH` every image sets.
+pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The libraries Debian's dynamically linked runc and containerd need.
 const LIBC: &[&str] = &[
@@ -205,9 +200,9 @@ fn install_busybox(image: &ImageDir, busybox: &Path, skip: &[&str]) -> Result<()
     Ok(())
 }
 
-/// `guestkit/runc:dev`.
-pub fn runc(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
-    let image = ImageDir::create(store, "guestkit/runc/dev")?;
+/// The runc package: Debian's runc (at LinuxKit's path, `/usr/bin/runc`) with its libraries and the
+/// onboot/onshutdown hooks.
+pub fn runc_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), ImageError> {
     let runc = cache.unpacked("runc")?;
     image.copy(&runc.join("usr/sbin/runc"), "usr/bin/runc")?;
     let libc = cache.unpacked("libc6")?;
@@ -222,9 +217,9 @@ pub fn runc(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
     image.link("/usr/bin/service", "etc/shutdown.d/010-onshutdown")
 }
 
-/// `guestkit/containerd:dev`.
-pub fn containerd(cache: &PackageCache, store: &Path, pkg: &Path) -> Result<(), ImageError> {
-    let image = ImageDir::create(store, "guestkit/containerd/dev")?;
+/// The containerd package: Debian's containerd, shim and ctr with their libraries and the system-init
+/// hook (its configuration comes from `pkg/containerd/etc`).
+pub fn containerd_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), ImageError> {
     let tree = cache.unpacked("containerd")?;
     for bin in ["containerd", "containerd-shim-runc-v2", "ctr"] {
         image.copy(&tree.join("usr/bin").join(bin), &format!("usr/bin/{bin}"))?;
@@ -233,16 +228,16 @@ pub fn containerd(cache: &PackageCache, store: &Path, pkg: &Path) -> Result<(), 
     for lib in LIBC {
         image.copy_from_tree(&libc, lib)?;
     }
-    image.copy_tree(&pkg.join("containerd/etc"), "etc")?;
     image.link("/usr/bin/service", "etc/init.d/020-containerd")
 }
 
-/// `guestkit/init:dev`, from the static binaries in `bins`.
-pub fn init(cache: &PackageCache, store: &Path, bins: &Path, pkg: &Path) -> Result<(), ImageError> {
-    let image = ImageDir::create(store, "guestkit/init/dev")?;
+/// The init package: our `/init` (also `/sbin/init`, and `/sbin/modprobe` for the kernel's module
+/// requests), `/usr/bin/service` with the volumes hook, and busybox for the shell and tools hooks call
+/// (its own `init` and `modprobe` applets are left out). `/etc` comes from `pkg/init/etc`.
+pub fn init_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(), ImageError> {
     let busybox = cache.unpacked("busybox-static")?;
     install_busybox(
-        &image,
+        image,
         &busybox.join("bin/busybox"),
         &["sbin/init", "linuxrc", "sbin/modprobe"],
     )?;
@@ -250,6 +245,16 @@ pub fn init(cache: &PackageCache, store: &Path, bins: &Path, pkg: &Path) -> Resu
     image.link("/init", "sbin/init")?;
     image.link("/init", "sbin/modprobe")?;
     image.copy(&bins.join("service"), "usr/bin/service")?;
-    image.link("/usr/bin/service", "etc/init.d/005-volumes")?;
-    image.copy_tree(&pkg.join("init/etc"), "etc")
+    image.link("/usr/bin/service", "etc/init.d/005-volumes")
+}
+
+/// The getty package: our getty and busybox for login shells. `/etc` comes from `pkg/getty/etc`.
+pub fn getty_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(), ImageError> {
+    let busybox = cache.unpacked("busybox-static")?;
+    install_busybox(
+        image,
+        &busybox.join("bin/busybox"),
+        &["sbin/init", "linuxrc", "sbin/getty"],
+    )?;
+    image.copy(&bins.join("getty"), "usr/bin/getty")
 }

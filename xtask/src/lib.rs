@@ -9,6 +9,7 @@ pub mod debian;
 pub mod images;
 pub mod kernel;
 pub mod oci_config;
+pub mod packages;
 pub mod store;
 pub mod vm;
 
@@ -44,6 +45,11 @@ impl Paths {
     /// The LinuxKit package definitions (`pkg/`).
     pub fn pkg(&self) -> PathBuf {
         self.workspace.join("pkg")
+    }
+
+    /// Where the package build writes its tarballs.
+    pub fn pkg_out(&self) -> PathBuf {
+        self.out().join("pkg")
     }
 
     /// The Debian package cache.

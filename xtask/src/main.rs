@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use xtask::debian::PackageCache;
-use xtask::{Paths, images, kernel, vm};
+use xtask::{Paths, images, kernel, packages, vm};
 
 /// guestkit build tooling.
 #[derive(Debug, Parser)]
@@ -18,7 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build the static guest binaries and write every image into the local store (out/images).
+    /// Build the static guest binaries, every package (out/pkg/*.tar) and the Debian-derived images, all into
+    /// the local image store (out/images).
     Images,
     /// Assemble a blueprint into OUT/{kernel,initrd.img,cmdline}.
     Build {
@@ -89,10 +90,17 @@ fn build_images(paths: &Paths) -> Result<()> {
     let k = kernel::build(&cache, &store).context("building the kernel image")?;
     eprintln!("xtask: kernel {} in {}", k.version, k.rootfs.display());
     images::busybox(&cache, &store).context("building debian/busybox")?;
-    images::runc(&cache, &store).context("building guestkit/runc")?;
-    images::containerd(&cache, &store, &paths.pkg()).context("building guestkit/containerd")?;
     let bins = images::build_guest_binaries(&paths.workspace)?;
-    images::init(&cache, &store, &bins, &paths.pkg()).context("building guestkit/init")?;
+    let stage = paths.out().join("pkg-stage");
+    let inputs = packages::Inputs {
+        cache: &cache,
+        bins: &bins,
+        pkg: &paths.pkg(),
+        stage: &stage,
+    };
+    for tarball in packages::build_all(&inputs, &store, &paths.pkg_out())? {
+        eprintln!("xtask: package {}", tarball.display());
+    }
     eprintln!("xtask: images written to {}", store.display());
     Ok(())
 }
