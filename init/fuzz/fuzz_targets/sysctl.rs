@@ -8,6 +8,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
     for setting in sysctl::parse(text).into_iter().flatten() {
-        assert!(setting.path.components().all(|c| matches!(c, Component::Normal(_))));
+        assert!(
+            setting
+                .path
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)))
+        );
     }
 });
