@@ -25,5 +25,10 @@ fn main() -> ExitCode {
         _ => Verbosity::Normal,
     };
     logging::init("", verbosity);
-    ExitCode::from(run(invocation, &Layout::default()))
+    // Test and debugging hook: every path under another root (the guest never sets it).
+    let layout = match std::env::var_os("GUESTKIT_SERVICE_ROOT") {
+        Some(root) => Layout::under(std::path::Path::new(&root)),
+        None => Layout::default(),
+    };
+    ExitCode::from(run(invocation, &layout))
 }

@@ -41,6 +41,9 @@ pub fn format_record(
 pub fn record(file: &Path, event: &str, name: &str, extra: &[(&str, serde_json::Value)]) {
     let line = format_record(boottime_ms(), event, name, extra);
     // One write(2) on an O_APPEND file keeps lines from concurrent writers whole.
+    if let Some(parent) = file.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
     let result = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

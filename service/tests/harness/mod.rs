@@ -65,6 +65,11 @@ pub fn isolate_thread() {
     .expect("make / private");
 }
 
+/// The major version of the containerd under test.
+pub fn containerd_major_version() -> u32 {
+    containerd_major(&containerd_dir().join("containerd"))
+}
+
 fn containerd_major(binary: &Path) -> u32 {
     let out = Command::new(binary)
         .arg("--version")
@@ -89,7 +94,8 @@ pub struct TestContainerd {
     pub socket: PathBuf,
     /// Its directory.
     pub dir: PathBuf,
-    child: Child,
+    child: Option<Child>,
+    pid: i32,
     namespaces: Vec<String>,
 }
 
@@ -138,10 +144,23 @@ impl TestContainerd {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        let pid = i32::try_from(child.id()).expect("pid");
         TestContainerd {
             socket,
             dir,
-            child,
+            child: Some(child),
+            pid,
+            namespaces: vec!["services.linuxkit".into()],
+        }
+    }
+
+    /// Takes charge of a containerd started by someone else (system-init): cleaned up and killed on drop.
+    pub fn adopt(dir: &Path, socket: &Path, pid: i32) -> TestContainerd {
+        TestContainerd {
+            socket: socket.to_owned(),
+            dir: dir.to_owned(),
+            child: None,
+            pid,
             namespaces: vec!["services.linuxkit".into()],
         }
     }
@@ -191,11 +210,18 @@ impl Drop for TestContainerd {
             });
         })
         .join();
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.child.wait();
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        match &mut self.child {
+            Some(child) => {
+                let _ = child.wait();
+            }
+            None => {
+                wait_until(Duration::from_secs(5), || {
+                    nix::sys::signal::kill(pid, None).is_err()
+                });
+            }
+        }
     }
 }
 
