@@ -50,6 +50,16 @@ fn files(dir: &Path, entries: &[(&str, &str)]) {
 }
 
 fn iso(tool: &str, tmp: &Path, label: &str, entries: &[(&str, &str)]) -> PathBuf {
+    iso_with(tool, tmp, label, &["-r", "-J"], entries)
+}
+
+fn iso_with(
+    tool: &str,
+    tmp: &Path,
+    label: &str,
+    names: &[&str],
+    entries: &[(&str, &str)],
+) -> PathBuf {
     require_root("attaching loop devices");
     require_tool(tool);
     let src = tmp.join(format!("src-{label}"));
@@ -62,7 +72,8 @@ fn iso(tool: &str, tmp: &Path, label: &str, entries: &[(&str, &str)]) -> PathBuf
     sh(cmd
         .args(["-quiet", "-o"])
         .arg(&out)
-        .args(["-V", label, "-r", "-J"])
+        .args(["-V", label])
+        .args(names)
         .arg(&src));
     out
 }
@@ -257,4 +268,25 @@ async fn dmi_cloud_is_waited_for_before_a_local_disk() {
         *name, "cdrom",
         "aws (named by DMI) was given until the deadline, then the disk won"
     );
+}
+
+#[tokio::test]
+async fn joliet_names_without_rock_ridge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = iso_with(
+        "genisoimage",
+        tmp.path(),
+        "cidata",
+        &["-J"],
+        &[("user-data", "joliet only")],
+    );
+    let dev = Loop::attach(&img);
+    expose(tmp.path(), "vdf", &dev);
+    let summary = run_disk(&tmp, &["cdrom"]).await;
+    assert!(
+        matches!(&summary, Summary::Applied { .. }),
+        "{}",
+        summary.line()
+    );
+    assert_eq!(read(&tmp.path().join("config"), "userdata"), "joliet only");
 }

@@ -9,12 +9,34 @@ use std::time::Duration;
 use metadata::run::{Summary, run};
 use support::{Answer, Handler, Seen, Server, clouds};
 
-async fn probe_gcp_like(handler: Handler) -> (Summary, Server) {
+/// Probes a GCE-like server with `timeout` per request and `deadline` overall.
+async fn probe_with(handler: Handler, timeout: Duration, deadline: Duration) -> (Summary, Server) {
     let server = Server::start("127.0.0.1:0", handler);
     let tmp = tempfile::tempdir().unwrap();
     let mut plan = support::plan(&server.url(), server.addr, &["gcp"], tmp.path());
-    plan.deadline = Duration::from_millis(1500);
+    plan.env.policy.request_timeout = timeout;
+    plan.deadline = deadline;
     (run(&plan).await, server)
+}
+
+/// Short limits, for servers that never answer.
+async fn quick(handler: Handler) -> (Summary, Server) {
+    probe_with(
+        handler,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+    )
+    .await
+}
+
+/// Normal request timeout, short deadline, for servers that answer badly.
+async fn bounded(handler: Handler) -> (Summary, Server) {
+    probe_with(handler, Duration::from_secs(2), Duration::from_secs(3)).await
+}
+
+/// A generous deadline, for servers that end up answering (success returns early).
+async fn patient(handler: Handler) -> (Summary, Server) {
+    probe_with(handler, Duration::from_secs(2), Duration::from_secs(10)).await
 }
 
 fn always(answer: Answer) -> Handler {
@@ -49,13 +71,13 @@ fn none_found_saying(summary: &Summary, needle: &str) {
 
 #[tokio::test]
 async fn stalled_server_ends_at_the_deadline() {
-    let (summary, _) = probe_gcp_like(always(Answer::Stall)).await;
+    let (summary, _) = quick(always(Answer::Stall)).await;
     none_found_saying(&summary, "timed out");
 }
 
 #[tokio::test]
 async fn slow_body_is_cut_by_the_request_timeout() {
-    let (summary, _) = probe_gcp_like(always(Answer::SlowBody(
+    let (summary, _) = quick(always(Answer::SlowBody(
         vec![b'x'; 200],
         Duration::from_millis(50),
     )))
@@ -66,7 +88,7 @@ async fn slow_body_is_cut_by_the_request_timeout() {
 #[tokio::test]
 async fn not_found_and_gone_mean_absent_at_once() {
     for code in [404, 410] {
-        let (summary, server) = probe_gcp_like(always(Answer::status(code))).await;
+        let (summary, server) = bounded(always(Answer::status(code))).await;
         none_found_saying(&summary, "gcp: not present");
         assert_eq!(server.requests().len(), 1, "{code} is not retried");
     }
@@ -75,13 +97,13 @@ async fn not_found_and_gone_mean_absent_at_once() {
 #[tokio::test]
 async fn too_many_requests_and_server_errors_are_retried() {
     for code in [429, 500, 503] {
-        let (summary, _) = probe_gcp_like(flaky(2, Answer::status(code))).await;
+        let (summary, _) = patient(flaky(2, Answer::status(code))).await;
         assert!(
             matches!(summary, Summary::Applied { .. }),
             "{code} then success: {}",
             summary.line()
         );
-        let (summary, server) = probe_gcp_like(always(Answer::status(code))).await;
+        let (summary, server) = bounded(always(Answer::status(code))).await;
         none_found_saying(&summary, &format!("HTTP {code}"));
         assert!(server.requests().len() > 2, "{code} was retried");
     }
@@ -89,17 +111,16 @@ async fn too_many_requests_and_server_errors_are_retried() {
 
 #[tokio::test]
 async fn forbidden_is_final() {
-    let (summary, server) = probe_gcp_like(always(Answer::status(403))).await;
+    let (summary, server) = bounded(always(Answer::status(403))).await;
     none_found_saying(&summary, "403");
     assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn garbage_is_not_http() {
-    let (summary, _) =
-        probe_gcp_like(always(Answer::Raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()))).await;
+    let (summary, _) = bounded(always(Answer::Raw(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()))).await;
     none_found_saying(&summary, "gcp:");
-    let (summary, _) = probe_gcp_like(flaky(1, Answer::Raw(b"\x00\x01garbage".to_vec()))).await;
+    let (summary, _) = patient(flaky(1, Answer::Raw(b"\x00\x01garbage".to_vec()))).await;
     assert!(
         matches!(summary, Summary::Applied { .. }),
         "garbage once, then fine: {}",
@@ -109,7 +130,7 @@ async fn garbage_is_not_http() {
 
 #[tokio::test]
 async fn oversized_replies_are_refused() {
-    let (summary, _) = probe_gcp_like(always(Answer::ok(vec![b'a'; 2 * 1024 * 1024]))).await;
+    let (summary, _) = bounded(always(Answer::ok(vec![b'a'; 2 * 1024 * 1024]))).await;
     none_found_saying(&summary, "larger than");
 }
 
@@ -124,7 +145,7 @@ async fn oversized_userdata_is_dropped_not_fatal() {
             gcp(req)
         }
     });
-    let (summary, _) = probe_gcp_like(handler).await;
+    let (summary, _) = patient(handler).await;
     assert!(
         matches!(summary, Summary::Applied { .. }),
         "{}",

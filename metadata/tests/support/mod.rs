@@ -149,6 +149,7 @@ fn read_request(stream: &mut TcpStream, peer: SocketAddr) -> Option<Seen> {
 
 fn connection(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>) {
     let peer = stream.peer_addr().expect("peer");
+    let _ = stream.set_nodelay(true);
     while let Some(req) = read_request(&mut stream, peer) {
         if let Ok(mut s) = seen.lock() {
             s.push(req.clone());
@@ -160,8 +161,10 @@ fn connection(mut stream: TcpStream, handler: &Handler, seen: &Mutex<Vec<Seen>>)
                     head.push_str(&format!("{k}: {v}\r\n"));
                 }
                 head.push_str("\r\n");
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
+                // One write: a separate body write would meet Nagle + delayed ACK (40 ms a reply).
+                let mut reply = head.into_bytes();
+                reply.extend_from_slice(&body);
+                let _ = stream.write_all(&reply);
             }
             Answer::Stall => {
                 thread::sleep(Duration::from_secs(600));
@@ -276,7 +279,7 @@ pub fn read(root: &Path, rel: &str) -> String {
 /// A plan with every endpoint at `base`, empty sysfs/dev under `tmp`, short timeouts.
 pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp: &Path) -> Plan {
     let policy = Policy {
-        request_timeout: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(2),
         backoff_start: Duration::from_millis(20),
         backoff_cap: Duration::from_millis(200),
         ..Policy::default()
@@ -292,7 +295,7 @@ pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp:
         providers: providers.iter().map(|s| s.to_string()).collect(),
         config_root: tmp.join("config"),
         env,
-        deadline: Duration::from_secs(3),
+        deadline: Duration::from_secs(10),
         strategy: Strategy::Parallel,
         set_hostname: false,
         configure_network: false,
