@@ -47,7 +47,7 @@ pub fn run(console: &Console, settings: &SessionSettings) -> i32 {
             return 1;
         }
     };
-    let mut term = TtyTerminal::new(file);
+    let mut term = TtyTerminal::new(file, login::PASSWORD_TIMEOUT);
     let outcome = login::converse(
         &mut term,
         &settings.login,

@@ -3,11 +3,14 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{
     BaudRate, ControlFlags, FlushArg, InputFlags, LocalFlags, OutputFlags, SetArg,
     SpecialCharacterIndices as Cc, Termios, cfsetspeed, tcflush, tcgetattr, tcsetattr,
@@ -221,11 +224,44 @@ fn apply_login_settings(t: &mut Termios, local: bool) {
 #[derive(Debug)]
 pub struct TtyTerminal {
     file: File,
+    password_timeout: Duration,
 }
 
 impl TtyTerminal {
-    pub fn new(file: File) -> TtyTerminal {
-        TtyTerminal { file }
+    /// A terminal whose password prompt gives up after `password_timeout` (busybox `login` allows 60 s).
+    pub fn new(file: File, password_timeout: Duration) -> TtyTerminal {
+        TtyTerminal {
+            file,
+            password_timeout,
+        }
+    }
+
+    /// Reads a line, or shows the timeout message and gives `None` when none comes in time.
+    fn read_line_within_timeout(&mut self) -> io::Result<Option<String>> {
+        if self.wait_for_line()? {
+            return read_line_from(&mut self.file);
+        }
+        let seconds = self.password_timeout.as_secs();
+        self.write_text(&format!("\nLogin timed out after {seconds} seconds\n"))?;
+        Ok(None)
+    }
+
+    /// Waits until a whole line can be read; `false` after the password timeout.
+    fn wait_for_line(&self) -> io::Result<bool> {
+        let deadline = Instant::now() + self.password_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) | Err(Errno::EINTR) => {}
+                Ok(_) => return Ok(true),
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Gives the device back, for the shell's set-up.
@@ -252,7 +288,7 @@ impl Terminal for TtyTerminal {
         tcsetattr(&self.file, SetArg::TCSANOW, &quiet).map_err(io::Error::from)?;
         let line = self
             .write_text(prompt)
-            .and_then(|()| read_line_from(&mut self.file));
+            .and_then(|()| self.read_line_within_timeout());
         let restored = tcsetattr(&self.file, SetArg::TCSANOW, &saved).map_err(io::Error::from);
         let line = line?;
         restored?;
@@ -301,6 +337,63 @@ mod tests {
         assert_eq!(
             read_line_from(&mut input).unwrap().map(|l| l.len()),
             Some(MAX_LINE)
+        );
+    }
+
+    fn pty_terminal(timeout: Duration) -> (File, TtyTerminal) {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = File::from(pty.slave);
+        let mut t = tcgetattr(&slave).unwrap();
+        apply_login_settings(&mut t, false);
+        tcsetattr(&slave, SetArg::TCSANOW, &t).unwrap();
+        (File::from(pty.master), TtyTerminal::new(slave, timeout))
+    }
+
+    fn drain(master: &mut File) -> String {
+        let mut out = String::new();
+        loop {
+            let ready = {
+                let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+                poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) > 0
+            };
+            if !ready {
+                return out;
+            }
+            let mut buf = [0u8; 512];
+            let n = master.read(&mut buf).unwrap();
+            out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    #[test]
+    fn secrets_are_not_echoed_and_the_prompt_times_out() {
+        let (mut master, mut term) = pty_terminal(Duration::from_secs(60));
+        let user = std::thread::spawn(move || {
+            let secret = term.read_secret("Password: ").unwrap();
+            (secret, term)
+        });
+        let mut shown = String::new();
+        while !shown.contains("Password: ") {
+            shown.push_str(&drain(&mut master));
+        }
+        master.write_all(b"hunter2\r").unwrap();
+        let (secret, mut term) = user.join().unwrap();
+        assert_eq!(secret.as_deref(), Some("hunter2"));
+        shown.push_str(&drain(&mut master));
+        assert_eq!(shown, "Password: \r\n", "the secret is not echoed");
+        master.write_all(b"alice\r").unwrap();
+        assert_eq!(term.read_line().unwrap().as_deref(), Some("alice"));
+        assert_eq!(
+            drain(&mut master),
+            "alice\r\n",
+            "echo is back on after the secret"
+        );
+
+        let (mut master, mut term) = pty_terminal(Duration::from_millis(100));
+        assert_eq!(term.read_secret("Password: ").unwrap(), None);
+        assert_eq!(
+            drain(&mut master),
+            "Password: \r\nLogin timed out after 0 seconds\r\n"
         );
     }
 
