@@ -533,3 +533,7 @@ pub fn bundle_names(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[cfg(test)]
+#[path = "services_tests.rs"]
+mod tests;
