@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::cmdline::BootOptions;
@@ -22,6 +22,8 @@ use crate::layout::Layout;
 use crate::logs::{LogError, create_log_file, dump_file, dump_memlogd, send_to_memlogd};
 use crate::prepare::{PrepareError, prepare_filesystem, unmount_rootfs};
 use crate::process_setup::{ProcessSetupError, prepare_process};
+pub use crate::runc::find_runc;
+use crate::runc::{exit_code, runc_args};
 use crate::runtime_json::{RuntimeJsonError, read_runtime_json};
 use crate::services::bundle_names;
 use crate::timeline;
@@ -120,49 +122,6 @@ pub enum OnbootError {
         /// The file.
         path: PathBuf,
     },
-}
-
-/// Finds runc: `/usr/bin/runc`, `/usr/sbin/runc` (Debian), then `$PATH`.
-pub fn find_runc() -> PathBuf {
-    let candidates = [
-        PathBuf::from("/usr/bin/runc"),
-        PathBuf::from("/usr/sbin/runc"),
-    ];
-    let from_path = std::env::var_os("PATH")
-        .map(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join("runc"))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
-    candidates
-        .into_iter()
-        .chain(from_path)
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("runc"))
-}
-
-/// The runc command line for `step` (global options first).
-pub fn runc_args(debug: bool, root: Option<&Path>, step: &[OsString]) -> Vec<OsString> {
-    let mut args = Vec::new();
-    if debug {
-        args.push("--debug".into());
-    }
-    if let Some(root) = root {
-        args.push("--root".into());
-        args.push(root.into());
-    }
-    args.extend(step.iter().cloned());
-    args
-}
-
-/// The exit status of a wait: the code, or 128 + signal.
-pub fn exit_code(status: WaitStatus) -> Option<u32> {
-    match status {
-        WaitStatus::Exited(_, code) => u32::try_from(code).ok(),
-        WaitStatus::Signaled(_, signal, _) => u32::try_from(128 + signal as i32).ok(),
-        _ => None,
-    }
 }
 
 /// Runs one directory of containers.
@@ -481,48 +440,21 @@ impl Runner<'_> {
     }
 }
 
+/// A directory for runc pid files named after `dir` (LinuxKit: `ioutil.TempDir("", "onboot")`), in
+/// `$TMPDIR`/`/tmp`, or in `/run` when that is not writable yet.
 fn tempdir_for(dir: &Path) -> nix::Result<PathBuf> {
     let base = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "onboot".into());
-    nix::unistd::mkdtemp(&std::env::temp_dir().join(format!("{base}.XXXXXX")))
+    let template = format!("{base}.XXXXXX");
+    nix::unistd::mkdtemp(&std::env::temp_dir().join(&template))
+        .or_else(|_| nix::unistd::mkdtemp(&Path::new("/run").join(&template)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn runc_command_lines() {
-        let step: Vec<OsString> = vec!["start".into(), "000-x".into()];
-        assert_eq!(runc_args(false, None, &step), step);
-        let args = runc_args(true, Some(Path::new("/r")), &step);
-        assert_eq!(
-            args,
-            vec![
-                OsString::from("--debug"),
-                "--root".into(),
-                "/r".into(),
-                "start".into(),
-                "000-x".into()
-            ]
-        );
-    }
-
-    #[test]
-    fn exit_codes() {
-        let pid = Pid::from_raw(1);
-        assert_eq!(exit_code(WaitStatus::Exited(pid, 3)), Some(3));
-        assert_eq!(
-            exit_code(WaitStatus::Signaled(
-                pid,
-                nix::sys::signal::Signal::SIGKILL,
-                false
-            )),
-            Some(137)
-        );
-    }
 
     #[test]
     fn log_names() {
