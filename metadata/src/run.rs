@@ -69,7 +69,7 @@ impl Summary {
                 hostname,
                 warnings,
             } => format!(
-                "metadata: {name} answered: provider {provider:?}, {files} paths written{}{}",
+                "{name} answered: provider {provider:?}, {files} paths written{}{}",
                 hostname
                     .as_ref()
                     .map(|h| format!(", hostname {h}"))
@@ -81,10 +81,10 @@ impl Summary {
                 }
             ),
             Summary::NoneFound { reasons } => {
-                format!("metadata: no provider answered: {}", reasons.join("; "))
+                format!("no provider answered: {}", reasons.join("; "))
             }
             Summary::Failed { name, error } => {
-                format!("metadata: {name} answered but failed: {error}")
+                format!("{name} answered but failed: {error}")
             }
         }
     }
