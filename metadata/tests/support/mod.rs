@@ -236,7 +236,13 @@ impl Netns {
         let ns = Netns { name };
         run(Command::new("ip").args(["-n", &ns.name, "link", "set", "lo", "up"]));
         for a in addrs {
-            run(Command::new("ip").args(["-n", &ns.name, "addr", "add", a, "dev", "lo"]));
+            let mut cmd = Command::new("ip");
+            cmd.args(["-n", &ns.name, "addr", "add", a, "dev", "lo"]);
+            if a.contains(':') {
+                // Usable at once: no duplicate address detection (binding would race it).
+                cmd.arg("nodad");
+            }
+            run(&mut cmd);
         }
         ns
     }
