@@ -135,7 +135,8 @@ pub fn wait_for(signals: &Signals, pid: Pid, on_power: OnPowerRequest) -> Waited
 
 /// Reaps until no process is left or `bound` passes; true when none is left.
 pub fn wait_for_all(signals: &Signals, bound: Duration) -> bool {
-    let deadline = Instant::now() + bound;
+    // A bound too large for the clock means: wait as long as it takes.
+    let deadline = Instant::now().checked_add(bound);
     loop {
         match reap() {
             Err(Errno::ECHILD) => return true,
@@ -144,11 +145,11 @@ pub fn wait_for_all(signals: &Signals, bound: Duration) -> bool {
             _ => {}
         }
         let now = Instant::now();
-        if now >= deadline {
+        if deadline.is_some_and(|d| now >= d) {
             return false;
         }
         // Only SIGCHLD matters here; power requests are ignored while shutting down.
-        let _ = signals.next(Some(deadline - now));
+        let _ = signals.next(deadline.map(|d| d - now));
     }
 }
 

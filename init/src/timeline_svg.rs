@@ -242,8 +242,17 @@ pub fn render(records: &[Record]) -> String {
     const ROW_H: u64 = 18;
     let marks = marks(records);
     let t0 = marks.iter().map(|m| m.start).min().unwrap_or(0);
-    let t1 = marks.iter().map(|m| m.end).max().unwrap_or(0).max(t0 + 1);
-    let x = |ms: u64| LABEL_W + (ms - t0) * CHART_W / (t1 - t0);
+    let t1 = marks
+        .iter()
+        .map(|m| m.end)
+        .max()
+        .unwrap_or(0)
+        .max(t0.saturating_add(1));
+    let span = u128::from(t1 - t0).max(1);
+    // Wide arithmetic: times come from a file and may be anything up to u64::MAX.
+    #[allow(clippy::cast_possible_truncation)]
+    let x =
+        |ms: u64| LABEL_W + (u128::from(ms.saturating_sub(t0)) * u128::from(CHART_W) / span) as u64;
     let height = (marks.len() as u64 + 2) * ROW_H + 10;
     let mut svg = String::new();
     let _ = writeln!(
@@ -252,13 +261,15 @@ pub fn render(records: &[Record]) -> String {
         LABEL_W + CHART_W + 60
     );
     let _ = writeln!(svg, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    // At most about a dozen grid lines, whatever the range.
+    let range = t1 - t0;
     let step = [
         10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000, 30_000, 60_000,
     ]
     .into_iter()
-    .find(|s| (t1 - t0) / s <= 12)
-    .unwrap_or(120_000);
-    let mut tick = t0.div_ceil(step) * step;
+    .find(|s| range / s <= 12)
+    .unwrap_or_else(|| range.div_ceil(12).max(1));
+    let mut tick = t0.div_ceil(step).saturating_mul(step);
     while tick <= t1 {
         let _ = writeln!(
             svg,
@@ -266,7 +277,10 @@ pub fn render(records: &[Record]) -> String {
             x(tick)
         );
         let _ = writeln!(svg, "<text x=\"{}\" y=\"12\">{} ms</text>", x(tick), tick);
-        tick += step;
+        let Some(next) = tick.checked_add(step) else {
+            break;
+        };
+        tick = next;
     }
     for (i, m) in marks.iter().enumerate() {
         let y = (i as u64 + 1) * ROW_H + 4;
@@ -387,6 +401,17 @@ mod tests {
                 m("init: mounts-end", 50, 50),
             ]
         );
+    }
+
+    #[test]
+    fn renders_extreme_times() {
+        let svg = render(&[
+            rec(u64::MAX, "a", "x", None),
+            rec(0, "b", "y", None),
+            rec(u64::MAX - 1, "c", "z-start", None),
+        ]);
+        assert!(svg.contains("</svg>"));
+        assert!(render(&[rec(u64::MAX, "a", "x", None)]).contains("</svg>"));
     }
 
     #[test]

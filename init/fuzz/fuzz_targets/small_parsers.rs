@@ -14,7 +14,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = shutdown::unmount_order(&text);
     let args: Vec<String> = text.split_whitespace().map(String::from).collect();
     let _ = modprobe::parse_args(&args);
-    for line in text.lines() {
-        let _ = timeline_svg::parse_record(line);
-    }
+    let records: Vec<_> = text
+        .lines()
+        .filter_map(|l| timeline_svg::parse_record(l).ok())
+        .collect();
+    let _ = timeline_svg::render(&records);
 });
