@@ -112,7 +112,6 @@ pub fn service_log_paths(
 }
 
 fn memlogd_fifo(path: &Path, log_name: &str, memlogd_socket: &Path) -> Result<PathBuf, LogError> {
-    use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).map_err(
         |source| LogError::Fifo {
@@ -120,18 +119,39 @@ fn memlogd_fifo(path: &Path, log_name: &str, memlogd_socket: &Path) -> Result<Pa
             source,
         },
     )?;
-    // A non-blocking open of the read end succeeds without a writer; memlogd then holds the reader, so the
-    // shim's blocking open of the write end finds one (stack notes, pitfall 4).
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|source| LogError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    send_to_memlogd(memlogd_socket, log_name, &OwnedFd::from(reader))?;
-    Ok(path.to_owned())
+    // Like LinuxKit's goroutine: a blocking open of the read end, which completes when the shim opens the
+    // write end (so the shim's open finds a reader, pitfall 4), and only then the fd goes to memlogd. Handing
+    // memlogd a reader before any writer exists would make its first read return end-of-file.
+    let (path, name, socket) = (
+        path.to_owned(),
+        log_name.to_owned(),
+        memlogd_socket.to_owned(),
+    );
+    let fifo = path.clone();
+    std::thread::spawn(move || {
+        let sent = std::fs::File::open(&fifo)
+            .map_err(|source| LogError::Open {
+                path: fifo.clone(),
+                source,
+            })
+            .and_then(|reader| send_to_memlogd(&socket, &name, &OwnedFd::from(reader)));
+        if let Err(err) = sent {
+            log::error!("{}", crate::describe(&err));
+        }
+    });
+    Ok(path)
+}
+
+/// Releases readers still blocked on service FIFOs after a failed start (opening the write end wakes them;
+/// memlogd then sees end-of-file at once).
+pub fn release_fifos(paths: &[&Path]) {
+    use std::os::unix::fs::OpenOptionsExt;
+    for path in paths {
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path);
+    }
 }
 
 /// Copies a log file to `out` (the console), as LinuxKit does after each onboot container.

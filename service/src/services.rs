@@ -284,11 +284,15 @@ impl<R: Runtime> Services<'_, R> {
                 stdout: stdout.to_string_lossy().into_owned(),
                 stderr: stderr.to_string_lossy().into_owned(),
             };
-            let pid = self
-                .runtime
-                .create_task(ns, name, &stdio)
-                .await
-                .map_err(runtime_err(name))?;
+            let pid = match self.runtime.create_task(ns, name, &stdio).await {
+                Ok(pid) => pid,
+                Err(err) => {
+                    if self.layout.memlogd_socket.exists() {
+                        crate::logs::release_fifos(&[&stdout, &stderr]);
+                    }
+                    return Err(runtime_err(name)(err));
+                }
+            };
             prepare_process(pid, config)
                 .await
                 .map_err(|source| ServiceError::ProcessSetup {

@@ -44,21 +44,17 @@ pub enum VolumeError {
     },
 }
 
-/// The overlay options of a volume; read-only volumes (no `tmp/`) get `ro`.
-pub fn overlay_options(volume: &Path, writable: bool) -> String {
+/// The overlay options of a read-write volume.
+pub fn overlay_options(volume: &Path) -> String {
     let lower = volume.join("lower");
     let upper = volume.join("tmp/upper");
     let work = volume.join("tmp/work");
-    let mut data = format!(
+    format!(
         "lowerdir={},upperdir={},workdir={}",
         lower.display(),
         upper.display(),
         work.display()
-    );
-    if !writable {
-        data.push_str(",ro");
-    }
-    data
+    )
 }
 
 fn mount_volume(dir: &Path, name: &str) -> Result<(), VolumeError> {
@@ -104,25 +100,30 @@ fn mount_volume(dir: &Path, name: &str) -> Result<(), VolumeError> {
         log::info!("Volume {name} is read-only");
     }
     let merged = volume.join("merged");
-    let data = if writable {
-        overlay_options(&volume, true)
-    } else {
-        // An overlay without an upper layer is read-only by construction.
-        format!("lowerdir={}", volume.join("lower").display())
-    };
-    let flags = if writable {
-        MsFlags::MS_RELATIME
-    } else {
-        MsFlags::MS_RELATIME | MsFlags::MS_RDONLY
-    };
+    if writable {
+        let data = overlay_options(&volume);
+        return mount(
+            Some("overlay"),
+            &merged,
+            Some("overlay"),
+            MsFlags::MS_RELATIME,
+            Some(data.as_str()),
+        )
+        .map_err(failed("overlay", &merged));
+    }
+    // overlayfs needs an upper layer or two lower ones; a read-only bind of `lower` is the same view.
+    let lower = volume.join("lower");
     mount(
-        Some("overlay"),
+        Some(&lower),
         &merged,
-        Some("overlay"),
-        flags,
-        Some(data.as_str()),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
     )
-    .map_err(failed("overlay", &merged))
+    .map_err(failed("bind", &merged))?;
+    let readonly = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    mount(None::<&str>, &merged, None::<&str>, readonly, None::<&str>)
+        .map_err(failed("bind", &merged))
 }
 
 /// Mounts every volume; returns 1 if the directory cannot be read or any volume failed, else 0.
@@ -147,7 +148,7 @@ mod tests {
 
     #[test]
     fn overlay_options_of_a_volume() {
-        let data = overlay_options(Path::new("/containers/volumes/v"), true);
+        let data = overlay_options(Path::new("/containers/volumes/v"));
         assert_eq!(
             data,
             "lowerdir=/containers/volumes/v/lower,upperdir=/containers/volumes/v/tmp/upper,workdir=/containers/volumes/v/tmp/work"

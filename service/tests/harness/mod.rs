@@ -3,6 +3,9 @@
 //! with a message naming what is missing.
 #![allow(dead_code)]
 
+pub mod memlogd;
+pub mod sys;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
