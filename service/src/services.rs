@@ -349,7 +349,9 @@ impl<R: Runtime> Services<'_, R> {
         state::update(&self.layout.state_dir, name, |r| {
             r.desired = Desired::Stopped
         });
+        let pid = state::load(&self.layout.state_dir, name).pid;
         let exit = self.stop_container(&ns, name, self.grace_of(&config)).await;
+        log::debug!("Stopped {name} pid {pid}");
         undo_mounts(&bundle, &config);
         let exit = exit?;
         state::update(&self.layout.state_dir, name, |r| {

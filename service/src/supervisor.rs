@@ -181,6 +181,10 @@ pub async fn supervise<R: Runtime>(services: &Services<'_, R>) -> u8 {
 /// Starts `service supervise` in its own process group, detached (system-init exits right after).
 pub fn spawn_supervisor(layout: &Layout, namespace: &str, target: &Target, globals: &Globals) {
     use std::os::unix::process::CommandExt;
+    if let Some(pid) = running_supervisor(layout) {
+        log::debug!("service supervisor already running as pid {pid}");
+        return;
+    }
     let mut command = std::process::Command::new("/proc/self/exe");
     if globals.verbose {
         command.arg("-v");
@@ -211,15 +215,22 @@ pub fn spawn_supervisor(layout: &Layout, namespace: &str, target: &Target, globa
     }
 }
 
+/// The pid of a live supervisor, from its pid file.
+fn running_supervisor(layout: &Layout) -> Option<nix::unistd::Pid> {
+    let pid = std::fs::read_to_string(pid_file(layout))
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()?;
+    let pid = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(pid, None).is_ok().then_some(pid)
+}
+
 /// Stops a running supervisor (before `shutdown` stops services), waiting up to two seconds.
 pub fn stop_supervisor(layout: &Layout) {
-    let Some(pid) = std::fs::read_to_string(pid_file(layout))
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-    else {
+    let Some(pid) = running_supervisor(layout) else {
         return;
     };
-    let pid = nix::unistd::Pid::from_raw(pid);
     if nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).is_err() {
         return;
     }
