@@ -26,10 +26,13 @@ fn main() -> ExitCode {
         Personality::Modprobe => {
             logging::init("modprobe", logging::Verbosity::Normal);
             let args = argv.get(1..).unwrap_or_default();
+            // GUESTKIT_LIB_MODULES points tests at a module tree; the kernel's environment never sets it.
+            let lib_modules =
+                std::env::var_os("GUESTKIT_LIB_MODULES").unwrap_or_else(|| "/lib/modules".into());
             ExitCode::from(modules::modprobe::run(
                 &RealSys,
                 args,
-                Path::new("/lib/modules"),
+                Path::new(&lib_modules),
             ))
         }
         Personality::UsermodeHelper => ExitCode::from(usermode_helper::run(&argv)),
