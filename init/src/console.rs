@@ -30,6 +30,11 @@ pub fn ensure_stdio(console: &Path) {
             .open(console);
         match opened {
             Ok(file) => {
+                // std opens with O_CLOEXEC; stdio must survive exec into the hooks.
+                let _ = nix::fcntl::fcntl(
+                    &file,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                );
                 let _ = file.into_raw_fd();
             }
             Err(_) => return,
