@@ -237,7 +237,9 @@ impl Boot<'_> {
             self.timeline.event("hook-start", Some(&name));
             match hooks::spawn(&hook, &[]) {
                 Ok(pid) => match wait_for(&self.signals, pid, OnPowerRequest::Interrupt) {
-                    Waited::Exited(status) => log::debug!("{name}: {}", describe(status)),
+                    // LinuxKit ignores the status; saying it helps whoever reads the console.
+                    Waited::Exited(WaitStatus::Exited(_, 0)) => {}
+                    Waited::Exited(status) => log::warn!("{name}: {}", describe(status)),
                     Waited::PowerRequest(action) => return BootEnd::PowerRequest(action),
                 },
                 Err(e) => log::error!("starting {name}: {e}"),

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use nix::sys::wait::WaitStatus;
 
 use crate::hooks;
 use crate::layout::Layout;
 use crate::power::PowerAction;
-use crate::supervisor::{OnPowerRequest, Signals, describe, wait_for, wait_for_all};
+use crate::supervisor::{OnPowerRequest, Signals, Waited, describe, wait_for, wait_for_all};
 use crate::sys::Sys;
 use crate::timeline::Timeline;
 
@@ -98,8 +99,10 @@ fn run_hook(
     match hooks::spawn(path, args) {
         Ok(pid) => {
             let waited = wait_for(ctx.signals, pid, OnPowerRequest::Ignore);
-            if let crate::supervisor::Waited::Exited(status) = waited {
-                log::debug!("{name}: {}", describe(status));
+            match waited {
+                Waited::Exited(WaitStatus::Exited(_, 0)) => {}
+                Waited::Exited(status) => log::warn!("{name}: {}", describe(status)),
+                Waited::PowerRequest(_) => {}
             }
         }
         Err(e) => log::error!("starting {name}: {e}"),
