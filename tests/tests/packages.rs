@@ -22,6 +22,7 @@ const PACKAGES: &[(&str, &str, &[&str])] = &[
             "init",
             "sbin/init",
             "sbin/modprobe",
+            "sbin/usermode-helper",
             "usr/bin/service",
             "bin/sh",
             "bin/busybox",

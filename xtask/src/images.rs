@@ -231,8 +231,8 @@ pub fn containerd_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), Image
     image.link("/usr/bin/service", "etc/init.d/020-containerd")
 }
 
-/// The init package: our `/init` (also `/sbin/init`, and `/sbin/modprobe` for the kernel's module
-/// requests), `/usr/bin/service` with the volumes hook, and busybox for the shell and tools hooks call
+/// The init package: our `/init` (also `/sbin/init`, `/sbin/modprobe` for the kernel's module requests
+/// and `/sbin/usermode-helper` for kernels with a static usermode helper), `/usr/bin/service` with the volumes hook, and busybox for the shell and tools hooks call
 /// (its own `init` and `modprobe` applets are left out). `/etc` comes from `pkg/init/etc`.
 pub fn init_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(), ImageError> {
     let busybox = cache.unpacked("busybox-static")?;
@@ -244,6 +244,7 @@ pub fn init_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<()
     image.copy(&bins.join("init"), "init")?;
     image.link("/init", "sbin/init")?;
     image.link("/init", "sbin/modprobe")?;
+    image.link("/init", "sbin/usermode-helper")?;
     image.copy(&bins.join("service"), "usr/bin/service")?;
     image.link("/usr/bin/service", "etc/init.d/005-volumes")
 }
