@@ -232,8 +232,9 @@ pub fn containerd_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), Image
 }
 
 /// The init package: our `/init` (also `/sbin/init`, `/sbin/modprobe` for the kernel's module requests
-/// and `/sbin/usermode-helper` for kernels with a static usermode helper), `/usr/bin/service` with the volumes hook, and busybox for the shell and tools hooks call
-/// (its own `init` and `modprobe` applets are left out). `/etc` comes from `pkg/init/etc`.
+/// and `/sbin/usermode-helper` for kernels with a static usermode helper), `/usr/bin/service` with the
+/// volumes hook, and busybox for the shell and the tools hooks call (its own `init` and `modprobe` applets
+/// are left out). `/etc` comes from `pkg/init/etc`.
 pub fn init_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(), ImageError> {
     let busybox = cache.unpacked("busybox-static")?;
     install_busybox(
