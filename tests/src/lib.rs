@@ -96,3 +96,290 @@ pub fn expect_lines(vm: &mut Vm, patterns: &[&str]) -> Result<Vec<String>> {
         .map(|p| vm.wait_for_line(p, LINE_TIMEOUT).map_err(Into::into))
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Consoles on unix-socket chardevs that a test types on (added for the getty VM tests, issue 7).
+// qemu drops what a guest writes to a socket chardev while no client is connected, so connect right after
+// boot, or keep prompting (send "\r") until the expected text appears.
+// ---------------------------------------------------------------------------------------------------------
+
+/// A guest console on a qemu unix-socket chardev: everything the guest writes is kept (carriage returns
+/// removed) and copied to `<socket>.log`; [`SocketConsole::send`] types on it. [`SocketConsole::wait_for`]
+/// reads like `expect`: each match consumes the text up to its end, so waiting for the same prompt twice
+/// needs it to appear twice.
+#[derive(Debug)]
+pub struct SocketConsole {
+    stream: std::os::unix::net::UnixStream,
+    seen: std::sync::Arc<(std::sync::Mutex<SocketText>, std::sync::Condvar)>,
+    path: PathBuf,
+}
+
+#[derive(Debug, Default)]
+struct SocketText {
+    text: String,
+    cursor: usize,
+    closed: bool,
+}
+
+impl SocketConsole {
+    /// Adds a 16550 serial port (`ttyS<n>`, numbered after ttyS0 in the order added) on the socket
+    /// `<workdir>/<id>.sock` to `config` and returns the socket path.
+    pub fn add_serial(config: &mut VmConfig, id: &str) -> PathBuf {
+        let path = config.workdir.join(format!("{id}.sock"));
+        let _ = std::fs::remove_file(&path);
+        config.extra_args.extend([
+            "-chardev".into(),
+            format!("socket,id={id},path={},server=on,wait=off", path.display()),
+            "-serial".into(),
+            format!("chardev:{id}"),
+        ]);
+        path
+    }
+
+    /// Adds a virtio console (`hvc<n>`, in the order added; the guest needs `virtio_console`) on the socket
+    /// `<workdir>/<id>.sock` to `config` and returns the socket path.
+    pub fn add_virtconsole(config: &mut VmConfig, id: &str) -> PathBuf {
+        let path = config.workdir.join(format!("{id}.sock"));
+        let _ = std::fs::remove_file(&path);
+        config.extra_args.extend([
+            "-device".into(),
+            format!("virtio-serial-pci,id={id}-bus"),
+            "-chardev".into(),
+            format!("socket,id={id},path={},server=on,wait=off", path.display()),
+            "-device".into(),
+            format!("virtconsole,chardev={id},bus={id}-bus.0"),
+        ]);
+        path
+    }
+
+    /// Connects to the chardev socket at `path`, retrying until qemu has created it (up to `timeout`), and
+    /// starts reading it in a thread.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Self> {
+        let until = std::time::Instant::now() + timeout;
+        let stream = loop {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(stream) => break stream,
+                Err(err) if std::time::Instant::now() >= until => {
+                    return Err(err).with_context(|| format!("connecting to {}", path.display()));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let log_path = PathBuf::from(format!("{}.log", path.display()));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let seen = std::sync::Arc::new((
+            std::sync::Mutex::new(SocketText::default()),
+            std::sync::Condvar::new(),
+        ));
+        let reader = stream.try_clone().context("cloning the console socket")?;
+        let shared = std::sync::Arc::clone(&seen);
+        std::thread::spawn(move || read_socket_console(reader, log, &shared));
+        Ok(Self {
+            stream,
+            seen,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Types `text` on the console (use `\r` for the Enter key).
+    pub fn send(&self, text: &str) -> Result<()> {
+        use std::io::Write;
+        (&self.stream)
+            .write_all(text.as_bytes())
+            .with_context(|| format!("writing to {}", self.path.display()))
+    }
+
+    /// Waits up to `timeout` for `pattern` in the text after the previous match and returns that text up
+    /// to the end of the match.
+    pub fn wait_for(&self, pattern: &str, timeout: Duration) -> Result<String> {
+        self.wait_for_any(&[pattern], timeout).map(|(_, text)| text)
+    }
+
+    /// Like [`SocketConsole::wait_for`], for the first of several patterns to appear; returns its index.
+    pub fn wait_for_any(&self, patterns: &[&str], timeout: Duration) -> Result<(usize, String)> {
+        let until = std::time::Instant::now() + timeout;
+        let (lock, changed) = &*self.seen;
+        let mut seen = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            let rest = &seen.text[seen.cursor..];
+            let hit = patterns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| rest.find(p).map(|at| (at + p.len(), i)))
+                .min();
+            if let Some((end, index)) = hit {
+                let text = rest[..end].to_string();
+                seen.cursor += end;
+                return Ok((index, text));
+            }
+            let now = std::time::Instant::now();
+            if seen.closed || now >= until {
+                bail!(
+                    "no {patterns:?} on {} within {timeout:?}{}; unmatched output: {:?}",
+                    self.path.display(),
+                    if seen.closed { " (qemu closed it)" } else { "" },
+                    &seen.text[seen.cursor..]
+                );
+            }
+            seen = changed
+                .wait_timeout(seen, until - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Sends `keys` every `every` until `pattern` appears (up to `timeout`): for prompts printed before
+    /// the test connected, which qemu dropped.
+    pub fn prompt_until(
+        &self,
+        keys: &str,
+        pattern: &str,
+        every: Duration,
+        timeout: Duration,
+    ) -> Result<String> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            self.send(keys)?;
+            match self.wait_for(pattern, every) {
+                Ok(text) => return Ok(text),
+                Err(err) if std::time::Instant::now() >= until => return Err(err),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Everything the guest wrote so far.
+    pub fn text(&self) -> String {
+        let (lock, _) = &*self.seen;
+        let seen = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.text.clone()
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_socket_console(
+    mut reader: std::os::unix::net::UnixStream,
+    mut log: std::fs::File,
+    seen: &(std::sync::Mutex<SocketText>, std::sync::Condvar),
+) {
+    use std::io::{Read, Write};
+    let echo = std::env::var_os("GUESTKIT_ECHO_CONSOLE").is_some();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) | Err(_) => 0,
+            Ok(n) => n,
+        };
+        let (lock, changed) = seen;
+        let mut state = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if n == 0 {
+            state.closed = true;
+            changed.notify_all();
+            return;
+        }
+        let _ = log.write_all(&buf[..n]);
+        if echo {
+            let _ = std::io::stderr().write_all(&buf[..n]);
+        }
+        state.text.extend(
+            String::from_utf8_lossy(&buf[..n])
+                .chars()
+                .filter(|&c| c != '\r'),
+        );
+        changed.notify_all();
+    }
+}
+
+/// A VM whose first serial port (ttyS0, the kernel console) is a [`SocketConsole`] the test reads and
+/// types on, instead of [`Vm`]'s read-only pipe. qemu waits for the test to connect before the guest
+/// starts, so no output is lost; qemu's own messages go to `<workdir>/qemu.log`. Dropping it kills qemu.
+#[derive(Debug)]
+pub struct SocketSerialVm {
+    child: std::process::Child,
+    /// ttyS0.
+    pub ttys0: SocketConsole,
+    qmp: xtask::vm::Qmp,
+    deadline: std::time::Instant,
+}
+
+impl SocketSerialVm {
+    /// Boots `config` (which may carry more consoles in `extra_args`) with ttyS0 on `<workdir>/ttyS0.sock`.
+    pub fn start(config: &VmConfig) -> Result<Self> {
+        std::fs::create_dir_all(&config.workdir)?;
+        let serial = config.workdir.join("ttyS0.sock");
+        let qmp_socket = config.workdir.join("qmp.sock");
+        let _ = std::fs::remove_file(&serial);
+        let _ = std::fs::remove_file(&qmp_socket);
+        let log = std::fs::File::create(config.workdir.join("qemu.log"))?;
+        let spec = format!("socket,id=con0,path={},server=on,wait=on", serial.display());
+        let child = std::process::Command::new("qemu-system-x86_64")
+            .args(config.qemu_args(&spec, &qmp_socket))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting qemu-system-x86_64 (install the qemu-system-x86 package)")?;
+        let mut vm = Self {
+            child,
+            ttys0: SocketConsole::connect(&serial, Duration::from_secs(30))
+                .context("qemu did not create its ttyS0 socket (see qemu.log)")?,
+            qmp: xtask::vm::Qmp::connect(&qmp_socket, Duration::from_secs(30))
+                .context("connecting to qemu's QMP socket")?,
+            deadline: std::time::Instant::now() + config.timeout,
+        };
+        if let Some(status) = vm.child.try_wait()? {
+            bail!(
+                "qemu exited at once ({status}); see {}/qemu.log",
+                config.workdir.display()
+            );
+        }
+        Ok(vm)
+    }
+
+    /// Presses the ACPI power button (QMP `system_powerdown`).
+    pub fn power_button(&mut self) -> Result<()> {
+        self.qmp.execute("system_powerdown", None)?;
+        Ok(())
+    }
+
+    /// Waits for qemu to exit (killing it at `timeout` or the configuration's hard timeout) and says how
+    /// the guest ended.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<VmExit> {
+        let until = (std::time::Instant::now() + timeout).min(self.deadline);
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let reason = self.qmp.shutdown_reason();
+                let panicked = self.ttys0.text().contains("Kernel panic");
+                return Ok(xtask::vm::classify_exit(
+                    status.code(),
+                    reason.as_deref(),
+                    panicked,
+                ));
+            }
+            if std::time::Instant::now() >= until {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return Ok(VmExit::TimedOut);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for SocketSerialVm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
