@@ -90,6 +90,14 @@ impl ImageDir {
         fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io("chmod", &dest))
     }
 
+    /// Creates the directory `path` in the rootfs with `mode`.
+    pub fn dir(&self, path: &str, mode: u32) -> Result<(), ImageError> {
+        use std::os::unix::fs::PermissionsExt;
+        let dest = self.rootfs().join(path);
+        fs::create_dir_all(&dest).map_err(io("creating", &dest))?;
+        fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io("chmod", &dest))
+    }
+
     /// Copies a host file to `path` in the rootfs, keeping its mode.
     pub fn copy(&self, from: &Path, path: &str) -> Result<(), ImageError> {
         let dest = self.rootfs().join(path);
@@ -258,5 +266,6 @@ pub fn getty_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(
         &busybox.join("bin/busybox"),
         &["sbin/init", "linuxrc", "sbin/getty"],
     )?;
+    image.dir("root", 0o700)?;
     image.copy(&bins.join("getty"), "usr/bin/getty")
 }
