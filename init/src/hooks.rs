@@ -24,13 +24,15 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
     hooks
 }
 
-/// Starts `path` with argv0 = `path` and extra `args`, inheriting stdio. The caller reaps it.
+/// Starts `path` with argv0 = `path` and extra `args`, inheriting stdio, with no blocked signals. The
+/// caller reaps it.
 pub fn spawn(path: &Path, args: &[&str]) -> std::io::Result<Pid> {
     let mut command = Command::new(path);
     command.arg0(path).args(args);
     if std::env::var_os("PATH").is_none() {
         command.env("PATH", DEFAULT_PATH);
     }
+    crate::sys::unblock_signals_in_child(&mut command);
     let child = command.spawn()?;
     // Dropping `Child` neither waits nor kills; the supervisor reaps it.
     Ok(Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX)))
@@ -38,7 +40,43 @@ pub fn spawn(path: &Path, args: &[&str]) -> std::io::Result<Pid> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use nix::sys::signal::{SigSet, Signal};
+    use nix::sys::wait::waitpid;
+
     use super::*;
+
+    /// PID 1 blocks the signals it reads from its signalfd; a hook (and all it starts) must not inherit
+    /// that, or it ignores the SIGTERM of shutdown and every shutdown waits the whole bound.
+    #[test]
+    fn hooks_start_with_no_blocked_signals() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let out = dir.path().join("mask");
+        let hook = dir.path().join("010-mask");
+        let script = format!(
+            "#!/bin/sh\ngrep SigBlk /proc/self/status > {}\n",
+            out.display()
+        );
+        std::fs::write(&hook, script).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut mask = SigSet::empty();
+        for s in [Signal::SIGTERM, Signal::SIGUSR2, Signal::SIGCHLD] {
+            mask.add(s);
+        }
+        mask.thread_block().unwrap_or_else(|e| panic!("{e}"));
+        let spawned = spawn(&hook, &[]);
+        let waited = spawned.as_ref().map(|pid| waitpid(*pid, None));
+        mask.thread_unblock().unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(waited, Ok(Ok(_))), "{spawned:?} {waited:?}");
+        let got = std::fs::read_to_string(&out).unwrap_or_default();
+        assert_eq!(
+            got.split_whitespace().nth(1),
+            Some("0000000000000000"),
+            "{got}"
+        );
+    }
 
     #[test]
     fn lists_regular_files_and_symlinks_to_them_in_order() {

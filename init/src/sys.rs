@@ -263,6 +263,26 @@ pub fn exec_path() -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(path.to_bytes())))
 }
 
+/// Makes the child of `command` start with no blocked signals. PID 1 blocks the signals it reads from
+/// its signalfd, and the mask survives fork and exec: without this, a booted guest's hooks, and all they
+/// start (containerd, services, shells), kept SIGTERM blocked, so every shutdown waited out its bound
+/// and ended in SIGKILL, and their `trap ... TERM` never ran.
+pub fn unblock_signals_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec; it only calls sigprocmask(2), which is
+    // async-signal-safe, on a stack-local empty set, and allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// Whether a file descriptor number is open.
 pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
     // SAFETY: F_GETFD only queries the descriptor table; an unused number yields EBADF, nothing else.
