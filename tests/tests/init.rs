@@ -60,6 +60,7 @@ for d in /tmp /var/tmp /dev/shm /run /var /var/empty /var/lib /var/log /dev/pts 
 done
 for l in /var/run /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/kcore; do r "link $l $(readlink $l)"; done
 for n in /dev/console /dev/tty1 /dev/tty /dev/null /dev/kmsg; do r "dev $n $(stat -c '%F %t:%T' $n)"; done
+r "sigblk $(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/self/status)"
 r "report-done"
 "#;
 
@@ -110,6 +111,13 @@ fn check_mount_report(report: &Report) -> Result<()> {
         .and_then(|v| v.parse().ok())
         .context("no MemTotal in the meminfo line")?;
     let mut problems = mounts::check(&parsed, &filesystems, mem);
+    // Not a mount, but the same report: hooks must not inherit PID 1's blocked signals.
+    let blocked = report.one("sigblk")?;
+    if blocked != "0000000000000000" {
+        problems.push(format!(
+            "the hook runs with blocked signals {blocked} (PID 1's mask leaked)"
+        ));
+    }
     for (path, want) in MODES {
         let got = report.keyed("mode", path)?;
         if got != *want {

@@ -173,6 +173,11 @@ pub fn run(trigger: Trigger) -> Result<()> {
             format!("no {line:?} after the previous shutdown step; console log: {log}")
         })?;
     }
+    // Everything here exits on SIGTERM, so shutdown goes on as soon as it has, without SIGKILL.
+    ensure!(
+        !console.contains("init: sending SIGKILL"),
+        "a process survived SIGTERM until the bound; console log: {log}"
+    );
     if stack == Stack::Full {
         ensure!(
             console.contains("initvm: service-got-term"),
