@@ -334,10 +334,37 @@ fn cgroup_v1_is_mounted_only_when_the_command_line_opts_out() -> Result<()> {
 }
 
 /// Reports the loaded modules once `/dev/<wait_for>` exists (or at once), without loading anything.
-fn modules_script(wait_for: &str) -> String {
+/// Then runs `then` (shell) before saying `report-done`.
+fn modules_script(wait_for: &str, then: &str) -> String {
     format!(
-        "i=0\nwhile [ -n \"{wait_for}\" ] && [ ! -e \"/sys/block/{wait_for}\" ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done\nwhile read -r name rest; do r \"module $name\"; done < /proc/modules\nfor b in /sys/block/*; do r \"block ${{b##*/}}\"; done\nr report-done\n"
+        "i=0\nwhile [ -n \"{wait_for}\" ] && [ ! -e \"/sys/block/{wait_for}\" ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done\nwhile read -r name rest; do r \"module $name\"; done < /proc/modules\nfor b in /sys/block/*; do r \"block ${{b##*/}}\"; done\n{then}r report-done\n"
     )
+}
+
+/// Mounts the CD-ROM: the kernel asks `/sbin/modprobe` (init's modprobe personality) for `fs-iso9660`.
+const MOUNT_CD: &str = r#"mkdir -p /run/cd
+if mount -t iso9660 -o ro /dev/sr0 /run/cd; then r "cd $(cat /run/cd/hello.txt)"; else r "cd mount-failed"; fi
+grep -q '^isofs ' /proc/modules && r "isofs-after-mount"
+"#;
+
+/// A small ISO 9660 image holding `hello.txt`.
+fn make_iso(dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let content = dir.join("iso");
+    std::fs::create_dir_all(&content)?;
+    std::fs::write(content.join("hello.txt"), "hello-from-the-cd\n")?;
+    let iso = dir.join("cd.iso");
+    let out = std::process::Command::new("genisoimage")
+        .args(["-quiet", "-r", "-V", "INITVM", "-o"])
+        .arg(&iso)
+        .arg(&content)
+        .output()
+        .context("running genisoimage (install genisoimage)")?;
+    ensure!(
+        out.status.success(),
+        "genisoimage: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(iso)
 }
 
 fn loaded_modules(report: &Report) -> BTreeSet<String> {
@@ -349,7 +376,8 @@ fn loaded_modules(report: &Report) -> BTreeSet<String> {
 }
 
 #[test]
-fn cold_plug_loads_the_drivers_of_present_devices_only() -> Result<()> {
+fn cold_plug_loads_the_drivers_of_present_devices_only_and_mounting_a_cd_loads_isofs() -> Result<()>
+{
     let dir = system_tests::scratch("init-coldplug-disks")?;
     let disk = dir.join("disk.img");
     std::fs::File::create(&disk)?.set_len(8 << 20)?;
@@ -357,12 +385,15 @@ fn cold_plug_loads_the_drivers_of_present_devices_only() -> Result<()> {
         "-drive".to_string(),
         format!("file={},if=virtio,format=raw", disk.display()),
         "-drive".into(),
-        "if=none,id=cd,media=cdrom".into(),
+        format!(
+            "if=none,id=cd,media=cdrom,format=raw,file={}",
+            make_iso(&dir)?.display()
+        ),
         "-device".into(),
         "ide-cd,drive=cd,bus=ide.1".into(),
     ]
     .to_vec();
-    let with = Blueprint::new(Stack::Init).hook("030-modules", &modules_script("sr0"));
+    let with = Blueprint::new(Stack::Init).hook("030-modules", &modules_script("sr0", MOUNT_CD));
     let (mut vm, _) = start("init-coldplug-with", &with, 512, &extra)?;
     let report = report_after(&mut vm, "report-done")?;
     power_off(&mut vm)?;
@@ -378,8 +409,21 @@ fn cold_plug_loads_the_drivers_of_present_devices_only() -> Result<()> {
             "{module} not loaded with the device present: {loaded:?}"
         );
     }
+    // A file system has no modalias: cold plug leaves isofs alone, mounting the CD loads it on demand.
+    ensure!(
+        !loaded.contains("isofs"),
+        "cold plug loaded isofs: {loaded:?}"
+    );
+    ensure!(
+        report.one("cd")? == "hello-from-the-cd",
+        "the CD-ROM read {:?}",
+        report.one("cd")?
+    );
+    report
+        .one("isofs-after-mount")
+        .context("isofs not loaded by mounting the CD")?;
 
-    let without = Blueprint::new(Stack::Init).hook("030-modules", &modules_script(""));
+    let without = Blueprint::new(Stack::Init).hook("030-modules", &modules_script("", ""));
     let (mut vm, _) = start("init-coldplug-without", &without, 512, &[])?;
     let report = report_after(&mut vm, "report-done")?;
     power_off(&mut vm)?;
