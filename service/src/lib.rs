@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod annotations;
 pub mod bundle;
 pub mod cli;
 pub mod cmdline;

@@ -264,14 +264,18 @@ fn validate(config: &RuntimeConfig, file: &Path) -> Result<(), RuntimeJsonError>
     Ok(())
 }
 
-/// Reads `<bundle>/runtime.json`; a missing file gives the empty configuration.
+/// Reads `<bundle>/runtime.json` (a missing file gives the empty configuration), then fills the guestkit
+/// settings it leaves unset from `config.json`'s annotations (see [`crate::annotations`]).
 pub fn read_runtime_json(bundle: &Path) -> Result<RuntimeConfig, RuntimeJsonError> {
     let file = bundle.join("runtime.json");
-    match std::fs::read(&file) {
-        Ok(text) => parse_runtime_json(&text, &file),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(RuntimeConfig::default()),
-        Err(source) => Err(RuntimeJsonError::Read { file, source }),
-    }
+    let mut config = match std::fs::read(&file) {
+        Ok(text) => parse_runtime_json(&text, &file)?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => RuntimeConfig::default(),
+        Err(source) => return Err(RuntimeJsonError::Read { file, source }),
+    };
+    let annotations = crate::annotations::read(bundle)?;
+    crate::annotations::apply(&mut config, &annotations, &bundle.join("config.json"))?;
+    Ok(config)
 }
 
 #[cfg(test)]

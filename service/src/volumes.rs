@@ -126,11 +126,17 @@ fn mount_volume(dir: &Path, name: &str) -> Result<(), VolumeError> {
         .map_err(failed("bind", &merged))
 }
 
-/// Mounts every volume; returns 1 if the directory cannot be read or any volume failed, else 0.
+/// Mounts every volume; returns 1 if the directory cannot be read or any volume failed, else 0. An image
+/// without volumes has no `/containers/volumes`: that is 0 (LinuxKit returns 1, §18.19, which made init
+/// report a failed `005-volumes` hook on every boot).
 pub fn mount_volumes(dir: &Path) -> i32 {
-    if std::fs::read_dir(dir).is_err() {
-        // LinuxKit returns 1 here too (§18.19); init ignores it.
-        return 1;
+    match std::fs::read_dir(dir) {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return 0,
+        Err(err) => {
+            log::error!("reading {}: {err}", dir.display());
+            return 1;
+        }
+        Ok(_) => {}
     }
     let mut status = 0;
     for name in bundle_names(dir) {
@@ -153,6 +159,12 @@ mod tests {
             data,
             "lowerdir=/containers/volumes/v/lower,upperdir=/containers/volumes/v/tmp/upper,workdir=/containers/volumes/v/tmp/work"
         );
+    }
+
+    #[test]
+    fn no_volumes_directory_is_success() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(mount_volumes(&dir.path().join("volumes")), 0);
     }
 
     #[test]
