@@ -14,6 +14,11 @@ use vsock_forwarder::detach::SyslogLogger;
 use vsock_forwarder::sys;
 
 fn main() -> ExitCode {
+    // Before any thread exists: an inherited mask must not swallow SIGUSR1/SIGTERM (seen in the guest,
+    // where containers start with SIGUSR1 blocked).
+    if let Err(err) = sys::unblock_handled_signals() {
+        eprintln!("vsock-forwarder: unblocking signals: {err}");
+    }
     let args = Args::parse_from(translate_legacy_args(std::env::args_os()));
     let verbosity = match (args.verbose, args.quiet) {
         (true, _) => Verbosity::Verbose,
