@@ -98,6 +98,175 @@ pub fn expect_lines(vm: &mut Vm, patterns: &[&str]) -> Result<Vec<String>> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Host programs in the guest and host<->guest vsock (added for the vsock-forwarder VM tests, issue 6).
+// ---------------------------------------------------------------------------------------------------------
+
+/// A static guest binary that `cargo xtask images` built (for example `vsock-forwarder-bench`).
+pub fn guest_binary(name: &str) -> Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| paths().workspace.join("target"));
+    let path = target
+        .join(xtask::images::GUEST_TARGET)
+        .join("release")
+        .join(name);
+    if !path.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask images` with the same CARGO_TARGET_DIR first",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A dynamically linked host program and the shared libraries `ldd` resolves for it, each as (the name
+/// the program asks for, the real file), for copying into a guest directory and running there through its
+/// own `ld-linux-x86-64.so.2 --library-path`.
+pub fn program_with_libraries(program: &str) -> Result<(PathBuf, Vec<(String, PathBuf)>)> {
+    let path = which(program).with_context(|| {
+        format!("{program} is not installed on the host (apt-get install {program})")
+    })?;
+    let out = std::process::Command::new("ldd")
+        .arg(&path)
+        .output()
+        .context("running ldd")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut libs = Vec::new();
+    for line in text.lines() {
+        let (name, file) = match line.split_once("=>") {
+            Some((name, rest)) => (name.trim().to_string(), rest.split_whitespace().next()),
+            None => {
+                let file = line
+                    .split_whitespace()
+                    .next()
+                    .filter(|w| w.starts_with('/'));
+                let name = file.and_then(|f| Path::new(f).file_name());
+                (
+                    name.map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    file,
+                )
+            }
+        };
+        if let Some(file) = file.filter(|f| f.starts_with('/')) {
+            let real = std::fs::canonicalize(file).with_context(|| format!("resolving {file}"))?;
+            libs.push((name, real));
+        }
+    }
+    if !out.status.success() || libs.is_empty() {
+        bail!("ldd {} found no libraries: {text}", path.display());
+    }
+    Ok((path, libs))
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let dirs = std::env::var_os("PATH")?;
+    std::env::split_paths(&dirs)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A `vhost-device-vsock` daemon serving one VM's `vhost-user-vsock-pci` device; killed on drop.
+/// Guest `connect(2, P)` arrives on the unix socket [`VhostVsock::host_port`]`(P)`; [`VhostVsock::connect`]
+/// reaches a guest port. Never half-close a host-side socket: the daemon turns that into a full shutdown.
+#[derive(Debug)]
+pub struct VhostVsock {
+    child: std::process::Child,
+    socket: PathBuf,
+    uds: PathBuf,
+}
+
+impl VhostVsock {
+    /// Starts the daemon with its sockets in `dir` for a guest with CID `guest_cid`.
+    pub fn start(dir: &Path, guest_cid: u32) -> Result<Self> {
+        let socket = dir.join("vhost.sock");
+        let uds = dir.join("vm.vsock");
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(&uds);
+        let log = std::fs::File::create(dir.join("vhost-device-vsock.log"))?;
+        let child = std::process::Command::new("vhost-device-vsock")
+            .arg("--guest-cid")
+            .arg(guest_cid.to_string())
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--uds-path")
+            .arg(&uds)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting vhost-device-vsock (scripts/install-deps installs it)")?;
+        let daemon = Self { child, socket, uds };
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !daemon.socket.exists() {
+            if std::time::Instant::now() > until {
+                bail!(
+                    "vhost-device-vsock did not create {}",
+                    daemon.socket.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(daemon)
+    }
+
+    /// Adds the shared-memory backend and the `vhost-user-vsock-pci` device to `config`.
+    pub fn attach(&self, config: &mut VmConfig) {
+        let mem = config.memory_mib;
+        config.extra_args.extend(
+            [
+                "-object".into(),
+                format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
+                "-numa".into(),
+                "node,memdev=mem".into(),
+                "-chardev".into(),
+                format!("socket,id=vvc,path={}", self.socket.display()),
+                "-device".into(),
+                "vhost-user-vsock-pci,chardev=vvc".into(),
+            ]
+            .into_iter(),
+        );
+    }
+
+    /// The unix socket path where guest connections to host port `port` arrive (bind it before the guest
+    /// connects).
+    pub fn host_port(&self, port: u32) -> PathBuf {
+        PathBuf::from(format!("{}_{port}", self.uds.display()))
+    }
+
+    /// Connects to guest port `port` (`CONNECT p` / `OK p`); the stream is then plain bytes.
+    pub fn connect(&self, port: u32) -> Result<std::os::unix::net::UnixStream> {
+        use std::io::{Read, Write};
+        let mut stream = std::os::unix::net::UnixStream::connect(&self.uds)
+            .with_context(|| format!("connecting to {}", self.uds.display()))?;
+        stream.set_read_timeout(Some(LINE_TIMEOUT))?;
+        stream.write_all(format!("CONNECT {port}\n").as_bytes())?;
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        while line.last() != Some(&b'\n') {
+            match stream.read(&mut byte)? {
+                0 => bail!(
+                    "vhost-device-vsock closed the connection to guest port {port} (nothing listening?)"
+                ),
+                _ => line.push(byte[0]),
+            }
+        }
+        let line = String::from_utf8_lossy(&line);
+        if !line.starts_with("OK ") {
+            bail!("CONNECT {port} answered {line:?}");
+        }
+        Ok(stream)
+    }
+}
+
+impl Drop for VhostVsock {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Consoles on unix-socket chardevs that a test types on (added for the getty VM tests, issue 7).
 // qemu drops what a guest writes to a socket chardev while no client is connected, so connect right after
 // boot, or keep prompting (send "\r") until the expected text appears.
