@@ -213,19 +213,16 @@ impl VhostVsock {
     /// Adds the shared-memory backend and the `vhost-user-vsock-pci` device to `config`.
     pub fn attach(&self, config: &mut VmConfig) {
         let mem = config.memory_mib;
-        config.extra_args.extend(
-            [
-                "-object".into(),
-                format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
-                "-numa".into(),
-                "node,memdev=mem".into(),
-                "-chardev".into(),
-                format!("socket,id=vvc,path={}", self.socket.display()),
-                "-device".into(),
-                "vhost-user-vsock-pci,chardev=vvc".into(),
-            ]
-            .into_iter(),
-        );
+        config.extra_args.extend([
+            "-object".into(),
+            format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
+            "-numa".into(),
+            "node,memdev=mem".into(),
+            "-chardev".into(),
+            format!("socket,id=vvc,path={}", self.socket.display()),
+            "-device".into(),
+            "vhost-user-vsock-pci,chardev=vvc".into(),
+        ]);
     }
 
     /// The unix socket path where guest connections to host port `port` arrive (bind it before the guest

@@ -58,6 +58,18 @@ pub fn next_datagram_len<F: AsFd>(socket: &F) -> io::Result<usize> {
     Ok(recv(socket.as_fd().as_raw_fd(), &mut probe, flags)?)
 }
 
+/// Unblocks the signals the daemon handles (SIGUSR1, SIGTERM, SIGINT) in the calling thread; threads
+/// started later (the runtime's) inherit the mask. A parent can leave them blocked across exec, and then
+/// tokio's handlers never run; vsudd's Go `signal.Notify` unblocks them the same way.
+pub fn unblock_handled_signals() -> io::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for signal in [Signal::SIGUSR1, Signal::SIGTERM, Signal::SIGINT] {
+        set.add(signal);
+    }
+    set.thread_unblock().map_err(io::Error::from)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -100,16 +112,4 @@ mod tests {
             "an empty queue must not report a length"
         );
     }
-}
-
-/// Unblocks the signals the daemon handles (SIGUSR1, SIGTERM, SIGINT) in the calling thread; threads
-/// started later (the runtime's) inherit the mask. A parent can leave them blocked across exec, and then
-/// tokio's handlers never run; vsudd's Go `signal.Notify` unblocks them the same way.
-pub fn unblock_handled_signals() -> io::Result<()> {
-    use nix::sys::signal::{SigSet, Signal};
-    let mut set = SigSet::empty();
-    for signal in [Signal::SIGUSR1, Signal::SIGTERM, Signal::SIGINT] {
-        set.add(signal);
-    }
-    set.thread_unblock().map_err(io::Error::from)
 }
