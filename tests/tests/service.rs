@@ -321,3 +321,64 @@ fn service_netns_overlay_volume_commands_logs_and_onshutdown() -> Result<()> {
     }
     Ok(())
 }
+
+/// A crash-looping service whose blueprint sets `org.guestkit.restart: on-failure` through `annotations:`
+/// (what `linuxkit build` passes through into config.json) is restarted by `service supervise`, with the
+/// restarts visible on the console and counted by `service status`.
+const RESTART_BLUEPRINT: &str = r#"
+kernel:
+  image: debian/kernel
+  cmdline: "console=ttyS0"
+init:
+  - guestkit/init:dev
+  - guestkit/runc:dev
+  - guestkit/containerd:dev
+services:
+  - name: crasher
+    image: debian/busybox
+    command: ["/bin/sh", "-c", "echo crasher-run > /dev/console; sleep 1; exit 3"]
+    binds:
+      - /dev/console:/dev/console
+    devices:
+      - path: /dev/console
+        type: c
+        major: 5
+        minor: 1
+        mode: "0666"
+    annotations:
+      org.guestkit.restart: on-failure
+      org.guestkit.restart.backoff: "0.5"
+      org.guestkit.restart.max-backoff: "2"
+files:
+  - path: etc/init.d/030-status
+    mode: "0755"
+    contents: |
+      #!/bin/sh
+      (sleep 8; /usr/bin/service status crasher | sed 's/^/status: /' > /dev/console) &
+"#;
+
+#[test]
+fn a_crash_looping_service_is_restarted_by_the_policy_from_its_annotations() -> Result<()> {
+    let config = assemble_yaml(RESTART_BLUEPRINT, "service-restart-policy")?;
+    let mut vm = boot(&config)?;
+    vm.wait_for_line(
+        "Service \"crasher\" exited with status 3: restarting",
+        LINE_TIMEOUT,
+    )?;
+    let policy = vm.wait_for_line("status: restart policy:", LINE_TIMEOUT)?;
+    assert!(policy.contains("on-failure"), "{policy}");
+    let restarts = vm.wait_for_line("status: restarts:", LINE_TIMEOUT)?;
+    let count: u32 = restarts
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(count >= 1, "expected restarts, got {restarts:?}");
+    assert!(
+        vm.console().text().matches("crasher-run").count() >= 2,
+        "the service ran only once"
+    );
+    vm.power_button()?;
+    assert_eq!(vm.wait_exit(EXIT_TIMEOUT), VmExit::PoweredOff);
+    Ok(())
+}
