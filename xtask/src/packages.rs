@@ -187,6 +187,9 @@ fn install_in_store(tarball: &Path, store: &Path, build: &BuildYml) -> Result<()
     Ok(())
 }
 
+/// Directories the metadata image must hold for the binds and tmpfs in `pkg/metadata/build.yml`.
+const METADATA_MOUNT_POINTS: [&str; 5] = ["etc/ssl/certs", "run", "var", "sys", "tmp"];
+
 /// Writes a package's filesystem (what its Dockerfile's final stage holds) and returns its `Cmd`.
 fn populate(
     inputs: &Inputs,
@@ -204,6 +207,10 @@ fn populate(
         "containerd" => images::containerd_fs(inputs.cache, image).map(|_| None),
         "metadata" => {
             image.copy(&inputs.bins.join("metadata"), "usr/bin/metadata")?;
+            // Mount points for build.yml's binds: the container is read-only, so runc cannot make them.
+            for dir in METADATA_MOUNT_POINTS {
+                image.dir(dir, 0o755)?;
+            }
             Ok(cmd(&["/usr/bin/metadata"]))
         }
         "getty" => {
