@@ -19,7 +19,7 @@ wait_for() {
     until "$@"; do
         n=$((n + 1))
         if [ "$n" -ge 1500 ]; then
-            for f in "$TMPDIR"/cps*; do [ -f "$f" ] && say "$(cat "$f")"; done
+            say "fds=${now:-?} clients: $(cat "$TMPDIR"/cps* 2>/dev/null | tr '\n' ' ')"
             fail "timed out waiting for $what"
         fi
         sleep 0.2

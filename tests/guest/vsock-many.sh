@@ -14,7 +14,10 @@ wait_for "the holder" test -S /run/hold.sock
 rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
 fds() { ls "/proc/$pid/fd" | wc -l; }
 # Conditions for wait_for (evaluated on every try).
-holds_fds() { test "$(fds)" -ge "$1"; }
+holds_fds() {
+    now=$(fds)
+    test "$now" -ge "$1"
+}
 reports() { test "$(grep -c 'Totals:' /var/log/vsudd.log)" -ge "$1"; }
 show_clients() { for f in "$TMPDIR"/cps*; do say "$(cat "$f")"; done; }
 say "vsudd pid=$pid $(grep 'open files' /proc/$pid/limits | tr -s ' ') $(signal_state "$pid")"
@@ -27,7 +30,7 @@ while [ "$batch" -le "$BATCHES" ]; do
         --label "batch$batch" >"$TMPDIR/cps$batch" 2>&1 &
     clients="${clients:-} $!"
     want=$((base_fds + 2 * batch * PER_BATCH))
-    wait_for "batch $batch to be held (want $want vsudd fds)" holds_fds "$want"
+    wait_for "batch $batch to be held (want $want vsudd fds; see the last fds= line)" holds_fds "$want"
     say "batch $batch held fds=$(fds) rss-kB=$(rss)"
     batch=$((batch + 1))
 done
