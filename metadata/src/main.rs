@@ -72,6 +72,11 @@ fn main() -> ExitCode {
         }
     };
     let summary = runtime.block_on(run(&plan(&args)));
+    // Probes that lost the race may still be in a blocking DNS lookup (reqwest resolves with
+    // getaddrinfo on the blocking pool; musl waits 5 s for an absent nameserver). Dropping the
+    // runtime would wait for them, delaying the exit of an onboot container that already has its
+    // answer, so leave them behind.
+    runtime.shutdown_background();
     log::info!("{}", summary.line());
     ExitCode::from(summary.exit_code())
 }
