@@ -35,11 +35,16 @@ pub fn to_dir(blueprint: &Path, store: &Path, out: &Path) -> Result<Built> {
     let kernel = out.join("kernel");
     fs::copy(kernel_src, &kernel).with_context(|| format!("copying {}", kernel_src.display()))?;
     let initrd = out.join("initrd.img");
-    let file = fs::File::create(&initrd).with_context(|| format!("creating {}", initrd.display()))?;
+    let file =
+        fs::File::create(&initrd).with_context(|| format!("creating {}", initrd.display()))?;
     assembly
         .write_initrd(BufWriter::new(file))
         .and_then(|mut w| std::io::Write::flush(&mut w))
         .with_context(|| format!("writing {}", initrd.display()))?;
     fs::write(out.join("cmdline"), &assembly.cmdline)?;
-    Ok(Built { kernel, initrd, cmdline: assembly.cmdline })
+    Ok(Built {
+        kernel,
+        initrd,
+        cmdline: assembly.cmdline,
+    })
 }
