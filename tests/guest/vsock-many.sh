@@ -26,7 +26,7 @@ say "idle rss-kB=$(rss) fds=$base_fds"
 
 batch=1
 while [ "$batch" -le "$BATCHES" ]; do
-    vsock-forwarder-bench cps vsock:1:2375 --connections "$PER_BATCH" --concurrency "$PER_BATCH" \
+    vsock-forwarder-bench cps vsock:1:2375 --connections "$PER_BATCH" --concurrency "$PER_BATCH" --retry-connect 120 \
         --label "batch$batch" >"$TMPDIR/cps$batch" 2>&1 &
     clients="${clients:-} $!"
     want=$((base_fds + 2 * batch * PER_BATCH))

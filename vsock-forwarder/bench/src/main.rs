@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use vsock_forwarder::endpoint::Endpoint;
-use vsock_forwarder::stream::{Acceptor, Listener, connect};
+use vsock_forwarder::stream::{Acceptor, Listener, Stream, connect};
 
 #[derive(Debug, Parser)]
 #[command(name = "vsock-forwarder-bench")]
@@ -48,6 +48,9 @@ enum Command {
         concurrency: usize,
         #[arg(long, default_value = "")]
         label: String,
+        /// Retry a failed connect for up to this many seconds (0: count it as failed at once).
+        #[arg(long, default_value_t = 0)]
+        retry_connect: u64,
     },
 }
 
@@ -72,7 +75,11 @@ fn main() -> anyhow::Result<()> {
                 connections,
                 concurrency,
                 label,
-            } => cps(&endpoint, connections, concurrency, &label).await,
+                retry_connect,
+            } => {
+                let retry = Duration::from_secs(retry_connect);
+                cps(&endpoint, connections, concurrency, &label, retry).await
+            }
         }
     })
 }
@@ -164,11 +171,24 @@ async fn throughput(
     Ok(())
 }
 
+/// Connects, retrying failed attempts for up to `retry` (under TCG a loaded guest's vsock connects can time
+/// out before the listener accepts).
+async fn connect_retrying(endpoint: &Endpoint, retry: Duration) -> io::Result<Stream> {
+    let until = Instant::now() + retry;
+    loop {
+        match connect(endpoint).await {
+            Err(_) if Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
+            result => return result,
+        }
+    }
+}
+
 async fn cps(
     endpoint: &Endpoint,
     connections: usize,
     concurrency: usize,
     label: &str,
+    retry: Duration,
 ) -> anyhow::Result<()> {
     let concurrency = concurrency.clamp(1, connections.max(1));
     let start = Instant::now();
@@ -178,7 +198,7 @@ async fn cps(
         tasks.spawn(async move {
             let mut failures = Vec::new();
             for _ in (worker..connections).step_by(concurrency) {
-                let result = match connect(&endpoint).await {
+                let result = match connect_retrying(&endpoint, retry).await {
                     Ok(mut conn) => one_transfer(&mut conn, 1, b"x").await,
                     Err(err) => Err(err),
                 };
