@@ -75,7 +75,10 @@ impl Log for ConsoleLogger {
 /// Installs the console logger. `prefix` (for example `"init"`) starts every line when not empty.
 /// Calling it twice keeps the first logger.
 pub fn init(prefix: &'static str, verbosity: Verbosity) {
-    let logger = Box::new(ConsoleLogger { prefix, filter: verbosity.filter() });
+    let logger = Box::new(ConsoleLogger {
+        prefix,
+        filter: verbosity.filter(),
+    });
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(verbosity.filter());
     }
@@ -87,9 +90,15 @@ mod tests {
 
     #[test]
     fn info_is_bare_and_other_levels_are_named() {
-        assert_eq!(format_line("", Level::Info, "Starting service"), "Starting service\n");
+        assert_eq!(
+            format_line("", Level::Info, "Starting service"),
+            "Starting service\n"
+        );
         assert_eq!(format_line("", Level::Error, "boom"), "error: boom\n");
-        assert_eq!(format_line("init", Level::Warn, "slow"), "init: warn: slow\n");
+        assert_eq!(
+            format_line("init", Level::Warn, "slow"),
+            "init: warn: slow\n"
+        );
     }
 
     #[test]

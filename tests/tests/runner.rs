@@ -26,11 +26,19 @@ fn mini_vm(mode: &str) -> Result<VmConfig> {
     let mut tree = Tree::new();
     tree.mkdir_all("proc", 0o755);
     tree.mkdir_all("dev", 0o755);
-    tree.insert("bin/busybox", Node::file(Content::Path(busybox.into()), size, 0o755));
+    tree.insert(
+        "bin/busybox",
+        Node::file(Content::Path(busybox.into()), size, 0o755),
+    );
     tree.insert("init", Node::bytes(INIT, 0o755));
     let initrd = dir.join("initrd.img");
     tree.write_cpio(std::fs::File::create(&initrd)?)?;
-    let mut config = VmConfig::new(kernel()?, initrd, &format!("console=ttyS0 quiet mode={mode}"), &dir);
+    let mut config = VmConfig::new(
+        kernel()?,
+        initrd,
+        &format!("console=ttyS0 quiet mode={mode}"),
+        &dir,
+    );
     config.memory_mib = 256;
     Ok(config)
 }
