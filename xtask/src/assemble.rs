@@ -5,6 +5,7 @@
 mod bundle;
 mod files;
 mod image_fs;
+pub mod listing;
 pub mod tree;
 
 use std::io::{self, Write};
