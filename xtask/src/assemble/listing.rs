@@ -149,6 +149,12 @@ pub fn differences(recorded: &str, actual: &str) -> Vec<String> {
         .take_while(|(a, b)| a == b)
         .count();
     let (a, b) = (&old[head..old.len() - tail], &new[head..new.len() - tail]);
+    if a.len().saturating_mul(b.len()) > MAX_DIFF_CELLS {
+        // Too different to align cheaply: everything in between, removed then added.
+        let removed = (0..a.len()).map(|i| show_line('-', &old, head + i));
+        let added = (0..b.len()).map(|j| show_line('+', &new, head + j));
+        return removed.chain(added).collect();
+    }
     // lcs[i][j]: the longest common subsequence of a[i..] and b[j..].
     let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
     for i in (0..a.len()).rev() {
@@ -160,37 +166,38 @@ pub fn differences(recorded: &str, actual: &str) -> Vec<String> {
             };
         }
     }
-    let owner = |lines: &[&str], at: usize| {
-        lines[..at]
-            .iter()
-            .rev()
-            .find(|l| !l.starts_with("    | "))
-            .map(|l| l.split("  ").next().unwrap_or(""))
-            .unwrap_or("")
-            .to_string()
-    };
-    let show = |sign: char, lines: &[&str], at: usize| {
-        let text = lines[at];
-        if text.starts_with("    | ") {
-            format!("{sign}{text}    (in {})", owner(lines, at))
-        } else {
-            format!("{sign}{text}")
-        }
-    };
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < a.len() || j < b.len() {
         if i < a.len() && j < b.len() && a[i] == b[j] {
             i += 1;
             j += 1;
         } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push(show('-', &old, head + i));
+            out.push(show_line('-', &old, head + i));
             i += 1;
         } else {
-            out.push(show('+', &new, head + j));
+            out.push(show_line('+', &new, head + j));
             j += 1;
         }
     }
     out
+}
+
+/// The largest alignment table [`differences`] builds (cells of the longest-common-subsequence table).
+const MAX_DIFF_CELLS: usize = 16 << 20;
+
+/// One diff line; a JSON content line names the entry it belongs to.
+fn show_line(sign: char, lines: &[&str], at: usize) -> String {
+    let text = lines[at];
+    if !text.starts_with("    | ") {
+        return format!("{sign}{text}");
+    }
+    let owner = lines[..at]
+        .iter()
+        .rev()
+        .find(|l| !l.starts_with("    | "))
+        .and_then(|l| l.split("  ").next())
+        .unwrap_or("");
+    format!("{sign}{text}    (in {owner})")
 }
 
 #[cfg(test)]
