@@ -143,6 +143,7 @@ impl Boot<'_> {
     }
 
     fn make_root_pivotable(&self) {
+        self.protect_root();
         let magic = match statfs("/") {
             // `f_type` is i64 with glibc and unsigned long with musl; magics are positive 32-bit values.
             #[allow(clippy::unnecessary_cast, clippy::cast_sign_loss)]
@@ -158,6 +159,24 @@ impl Boot<'_> {
         if let Err(e) = plan::execute(self.sys, &root::plan("/mnt")) {
             log::error!("{e}: {}; container runtimes cannot pivot_root", e.source);
             let _ = self.sys.chdir(Path::new("/"));
+        }
+    }
+
+    /// Says what `/` is on the console and takes write access away from others (any builder's image).
+    fn protect_root(&self) {
+        match nix::sys::stat::stat("/") {
+            Ok(st) => {
+                log::info!("{}", root::describe(st.st_mode, st.st_uid, st.st_gid));
+                if let Some(fix) = root::protect(st.st_mode) {
+                    log::warn!(
+                        "root: / is world-writable; setting it to {:04o}",
+                        root::SAFE_ROOT_MODE
+                    );
+                    // A failure is logged by the plan; boot goes on.
+                    let _ = plan::execute(self.sys, &[fix]);
+                }
+            }
+            Err(e) => log::error!("root: stat /: {e}"),
         }
     }
 

@@ -33,6 +33,10 @@ pub enum Step {
     },
     Chdir(PathBuf),
     Chroot(PathBuf),
+    Chmod {
+        path: PathBuf,
+        mode: u32,
+    },
 }
 
 /// What a failed step means.
@@ -101,6 +105,9 @@ impl std::fmt::Display for Step {
             Step::WriteFile { path, .. } => write!(f, "writing {}", path.display()),
             Step::Chdir(p) => write!(f, "changing directory to {}", p.display()),
             Step::Chroot(p) => write!(f, "changing root to {}", p.display()),
+            Step::Chmod { path, mode } => {
+                write!(f, "setting the mode of {} to {mode:04o}", path.display())
+            }
         }
     }
 }
@@ -145,6 +152,7 @@ fn apply(sys: &dyn Sys, step: &Step) -> nix::Result<()> {
         Step::WriteFile { path, contents } => sys.write_file(path, contents.as_bytes()),
         Step::Chdir(p) => sys.chdir(p),
         Step::Chroot(p) => sys.chroot(p),
+        Step::Chmod { path, mode } => sys.chmod(path, *mode),
     }
 }
 

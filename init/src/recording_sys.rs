@@ -41,6 +41,10 @@ pub enum Call {
     },
     Chdir(PathBuf),
     Chroot(PathBuf),
+    Chmod {
+        path: PathBuf,
+        mode: u32,
+    },
     Sethostname(String),
     Setrlimit {
         resource: Resource,
@@ -150,6 +154,15 @@ impl Sys for RecordingSys {
     }
     fn chroot(&self, path: &Path) -> nix::Result<()> {
         self.record(Call::Chroot(path.into()), Some(path))
+    }
+    fn chmod(&self, path: &Path, mode: u32) -> nix::Result<()> {
+        self.record(
+            Call::Chmod {
+                path: path.into(),
+                mode,
+            },
+            Some(path),
+        )
     }
     fn sethostname(&self, name: &str) -> nix::Result<()> {
         self.record(Call::Sethostname(name.into()), None)

@@ -65,6 +65,8 @@ pub trait Sys: std::fmt::Debug + Sync {
     fn chdir(&self, path: &Path) -> nix::Result<()>;
     /// `chroot(2)`.
     fn chroot(&self, path: &Path) -> nix::Result<()>;
+    /// `chmod(2)` (permission bits only).
+    fn chmod(&self, path: &Path, mode: u32) -> nix::Result<()>;
     /// `sethostname(2)`.
     fn sethostname(&self, name: &str) -> nix::Result<()>;
     /// Sets a resource limit of this process (children inherit it).
@@ -169,6 +171,15 @@ impl Sys for RealSys {
 
     fn chroot(&self, path: &Path) -> nix::Result<()> {
         nix::unistd::chroot(path)
+    }
+
+    fn chmod(&self, path: &Path, mode: u32) -> nix::Result<()> {
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
     }
 
     fn sethostname(&self, name: &str) -> nix::Result<()> {

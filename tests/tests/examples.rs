@@ -6,10 +6,15 @@ use system_tests::{
     EXIT_TIMEOUT, LINE_TIMEOUT, VmExit, assemble, boot, expect_lines, workspace_file,
 };
 
+/// Init's console line for `/` when the initramfs's `.` entry is 0755 root:root (init prints it before it
+/// would fix a world-writable root, so it shows what the assembler wrote).
+const ROOT_LINE: &str = "root: / is 0755, owned by 0:0";
+
 #[test]
 fn minimal_runs_onboot_containers_in_order_and_powers_off() -> Result<()> {
     let config = assemble(&workspace_file("examples/minimal.yml"), "example-minimal")?;
     let mut vm = boot(&config)?;
+    vm.wait_for_line(ROOT_LINE, LINE_TIMEOUT)?;
     vm.wait_for_line("minimal: hello from", LINE_TIMEOUT)?;
     assert_eq!(vm.wait_exit(EXIT_TIMEOUT), VmExit::PoweredOff);
     let console = vm.console().text();
@@ -27,7 +32,10 @@ fn services_talk_to_each_other_over_the_host_network() -> Result<()> {
     let mut vm = boot(&config)?;
     expect_lines(
         &mut vm,
-        &["services: client fetched: served by the web service"],
+        &[
+            ROOT_LINE,
+            "services: client fetched: served by the web service",
+        ],
     )?;
     vm.power_button()?;
     assert_eq!(vm.wait_exit(EXIT_TIMEOUT), VmExit::PoweredOff);
@@ -42,6 +50,7 @@ fn vsock_forwards_a_host_connection_to_a_guest_service() -> Result<()> {
     let vsock = system_tests::VhostVsock::start(&config.workdir, 3)?;
     vsock.attach(&mut config);
     let mut vm = boot(&config)?;
+    vm.wait_for_line(ROOT_LINE, LINE_TIMEOUT)?;
     vm.wait_for_line("Starting service: \"web\"", LINE_TIMEOUT)?;
     let deadline = std::time::Instant::now() + LINE_TIMEOUT;
     let page = loop {

@@ -85,6 +85,10 @@ fn getty_service_logs_root_in_with_the_getty_shadow_password_on_ttys0_and_hvc0()
     );
     hvc0.wait_for(" login: ", LINE_TIMEOUT)?;
 
+    // `/` as the assembler wrote it (init prints it before it would fix a world-writable one; the
+    // console's lines are matched in order, so before getty's).
+    vm.ttys0
+        .wait_for("root: / is 0755, owned by 0:0", LINE_TIMEOUT)?;
     vm.ttys0
         .wait_for("getty: starting getty for ttyS0", LINE_TIMEOUT)?;
     password_session(&vm.ttys0, "ttyS0")?;

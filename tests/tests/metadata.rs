@@ -143,6 +143,8 @@ fn cdrom_cidata_reaches_a_later_service() -> Result<()> {
     )?;
     let mut vm = boot(&config)?;
     let mut lines = vec![
+        // `/` as the assembler wrote it (init prints it before it would fix a world-writable one).
+        "root: / is 0755, owned by 0:0".to_string(),
         "dhcp: no eth0, no network".to_string(),
         "metadata: cdrom answered: provider \"CDROM /dev/sr0\"".to_string(),
         "metadata: Set hostname to: cidata-vm".to_string(),

@@ -5,6 +5,7 @@
 mod bundle;
 mod files;
 mod image_fs;
+pub mod listing;
 pub mod tree;
 
 use std::io::{self, Write};
@@ -67,11 +68,29 @@ pub enum AssembleError {
     },
 }
 
-/// Assembles `bp` (whose file is in `bp_dir`) with images from `store`.
+/// Choices where the assembler may differ from `linuxkit build`. The default is `linuxkit build`'s layout.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// `files:` leave the mode and owner of leading directories that already exist alone (`/etc` stays
+    /// 0755 under `files: [{path: etc/x}]`) instead of giving them the file's mode and owner.
+    pub keep_existing_dirs: bool,
+}
+
+/// Assembles `bp` (whose file is in `bp_dir`) with images from `store`, laid out as `linuxkit build` does.
 pub fn assemble(
     bp: &Blueprint,
     bp_dir: &Path,
     store: &ImageStore,
+) -> Result<Assembly, AssembleError> {
+    assemble_with(bp, bp_dir, store, Options::default())
+}
+
+/// [`assemble`] with explicit [`Options`].
+pub fn assemble_with(
+    bp: &Blueprint,
+    bp_dir: &Path,
+    store: &ImageStore,
+    options: Options,
 ) -> Result<Assembly, AssembleError> {
     let mut tree = Tree::new();
     let mut assembly = Assembly {
@@ -97,7 +116,7 @@ pub fn assemble(
     };
     bundle::add_volumes(bp, bp_dir, store, &mut tree)?;
     bundle::add_containers(bp, bp_dir, store, &ctx, &mut tree)?;
-    files::add_files(bp, bp_dir, &ctx, &mut tree)?;
+    files::add_files(bp, bp_dir, &ctx, options, &mut tree)?;
     assembly.tree = tree;
     Ok(assembly)
 }
@@ -160,6 +179,8 @@ fn add_kernel(
             .map_err(store_err)?,
     );
     assembly.cmdline = kernel.cmdline.clone();
+    // `linuxkit build` writes `boot/` (then `boot/kernel`, `boot/cmdline`, which it splits off the initrd).
+    tree.insert("boot", Node::dir(0o755));
     if let Some(name) = &ucode {
         let Some(Node {
             kind: NodeKind::File { content, .. },

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::assemble::assemble;
+use crate::assemble::{Options, assemble_with};
 use crate::blueprint::Blueprint;
 use crate::store::ImageStore;
 
@@ -22,12 +22,18 @@ pub struct Built {
     pub cmdline: String,
 }
 
-/// Assembles `blueprint` with images from `store` into `out/{kernel,initrd.img,cmdline}`.
+/// Assembles `blueprint` with images from `store` into `out/{kernel,initrd.img,cmdline}`, laid out as
+/// `linuxkit build` does.
 pub fn to_dir(blueprint: &Path, store: &Path, out: &Path) -> Result<Built> {
+    to_dir_with(blueprint, store, out, Options::default())
+}
+
+/// [`to_dir`] with explicit assembler [`Options`].
+pub fn to_dir_with(blueprint: &Path, store: &Path, out: &Path, options: Options) -> Result<Built> {
     let bp = Blueprint::from_path(blueprint)?;
     let bp_dir = blueprint.parent().unwrap_or(Path::new("."));
     let store = ImageStore::new(store);
-    let assembly = assemble(&bp, bp_dir, &store)?;
+    let assembly = assemble_with(&bp, bp_dir, &store, options)?;
     let Some(kernel_src) = &assembly.kernel else {
         bail!("{} has no kernel: section", blueprint.display());
     };

@@ -125,7 +125,9 @@ impl<W: Write> CpioWriter<W> {
                 self.write_entry(&h, &mut reader).map_err(context)
             }
             NodeKind::Symlink(target) => {
-                h.mode = S_IFLNK | 0o777;
+                // The permission bits are kept as given (a tar header's), as `linuxkit build` does;
+                // Linux ignores them.
+                h.mode = S_IFLNK | perm;
                 h.size = target.len() as u64;
                 self.write_entry(&h, &mut target.as_bytes())
             }
@@ -250,6 +252,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                ".",
                 "bin",
                 "bin/sh",
                 "dev",
@@ -259,16 +262,31 @@ mod tests {
                 "odd"
             ]
         );
-        assert_eq!(entries[1].data, b"busybox");
-        assert_eq!(entries[1].header.mode, S_IFLNK | 0o777);
+        assert_eq!(entries[0].header.mode, S_IFDIR | 0o755, "default root");
+        assert_eq!(entries[2].data, b"busybox");
+        assert_eq!(entries[2].header.mode, S_IFLNK | 0o777);
         assert_eq!(
-            (entries[3].header.rdev_major, entries[3].header.rdev_minor),
+            (entries[4].header.rdev_major, entries[4].header.rdev_minor),
             (5, 1)
         );
-        assert_eq!(entries[3].header.mode, S_IFCHR | 0o600);
-        assert_eq!(entries[6].data, b"abcde");
-        assert_eq!((entries[6].header.uid, entries[6].header.gid), (100, 101));
-        assert_eq!(entries[0].header.mode, S_IFDIR | 0o755);
+        assert_eq!(entries[4].header.mode, S_IFCHR | 0o600);
+        assert_eq!(entries[7].data, b"abcde");
+        assert_eq!((entries[7].header.uid, entries[7].header.gid), (100, 101));
+        assert_eq!(entries[1].header.mode, S_IFDIR | 0o755);
+    }
+
+    #[test]
+    fn the_root_entry_and_symlink_modes_are_written_as_recorded() {
+        let mut tree = Tree::new();
+        tree.insert("", Node::dir(0o750).owned(1, 2));
+        let mut link = Node::symlink("/proc/mounts");
+        link.mode = 0o755;
+        tree.insert("etc/mtab", link);
+        let entries = read_archive(&tree.write_cpio(Vec::new()).expect("write")[..]).expect("read");
+        assert_eq!(entries[0].header.name, ".");
+        assert_eq!(entries[0].header.mode, S_IFDIR | 0o750);
+        assert_eq!((entries[0].header.uid, entries[0].header.gid), (1, 2));
+        assert_eq!(entries[2].header.mode, S_IFLNK | 0o755);
     }
 
     #[test]

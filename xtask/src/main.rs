@@ -28,6 +28,10 @@ enum Command {
         /// Output directory (default out/build/<blueprint name>).
         #[arg(short, long)]
         out: Option<PathBuf>,
+        /// `files:` leave existing leading directories' mode and owner alone (`/etc` stays 0755 under
+        /// `files: [{path: etc/x}]`); `linuxkit build` gives them the file's mode and owner.
+        #[arg(long)]
+        keep_existing_dirs: bool,
     },
     /// Build the images, assemble a blueprint and boot it with the console attached (ctrl-a x quits).
     Run {
@@ -50,9 +54,14 @@ fn main() -> Result<()> {
     let paths = Paths::new();
     match cli.command {
         Command::Images => build_images(&paths),
-        Command::Build { blueprint, out } => {
+        Command::Build {
+            blueprint,
+            out,
+            keep_existing_dirs,
+        } => {
             let out = out.unwrap_or_else(|| default_out(&paths, &blueprint));
-            build(&paths, &blueprint, &out).map(|_| ())
+            let options = xtask::assemble::Options { keep_existing_dirs };
+            build(&paths, &blueprint, &out, options).map(|_| ())
         }
         Command::Run {
             blueprint,
@@ -64,7 +73,7 @@ fn main() -> Result<()> {
                 build_images(&paths)?;
             }
             let out = default_out(&paths, &blueprint);
-            let mut config = build(&paths, &blueprint, &out)?;
+            let mut config = build(&paths, &blueprint, &out, Default::default())?;
             config.memory_mib = memory;
             config.extra_args = qemu;
             let status = vm::run_interactive(&config)?;
@@ -105,8 +114,13 @@ fn build_images(paths: &Paths) -> Result<()> {
     Ok(())
 }
 
-fn build(paths: &Paths, blueprint: &Path, out: &Path) -> Result<vm::VmConfig> {
-    let built = xtask::build::to_dir(blueprint, &paths.store(), out)
+fn build(
+    paths: &Paths,
+    blueprint: &Path,
+    out: &Path,
+    options: xtask::assemble::Options,
+) -> Result<vm::VmConfig> {
+    let built = xtask::build::to_dir_with(blueprint, &paths.store(), out, options)
         .with_context(|| format!("assembling {}", blueprint.display()))?;
     eprintln!(
         "xtask: {} -> {}",

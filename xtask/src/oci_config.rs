@@ -18,7 +18,7 @@ pub use mounts::{parse_bind, parse_tmpfs, rootfs_mounts};
 pub use process::{Capabilities, Rlimit, User, parse_rlimit};
 
 /// The OCI runtime-spec version written into `ociVersion`.
-pub const OCI_VERSION: &str = "1.2.0";
+pub const OCI_VERSION: &str = "1.2.1";
 
 /// What the image itself says (its OCI image config): the first layer of §9.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

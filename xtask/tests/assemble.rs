@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use xtask::assemble::{Node, NodeKind, Tree, assemble};
+use xtask::assemble::{Node, NodeKind, Options, Tree, assemble, assemble_with};
 use xtask::blueprint::{Blueprint, ImageConfig};
 use xtask::cpio::read_archive;
 use xtask::store::{ImageStore, OciImage, tree_from_dir, write_oci_tarball};
@@ -203,11 +203,17 @@ fn check_paths(tree: &Tree) {
     for path in expected {
         assert!(tree.contains(path), "missing /{path}");
     }
+    assert_eq!(
+        tree.get("boot"),
+        Some(&Node::dir(0o755)),
+        "linuxkit build leaves an empty /boot"
+    );
+    assert_eq!(tree.root(), None, "no image here has a ./ entry");
     for absent in [
         "kernel",
         "Dockerfile",
         "containers/onboot/000-ro/rootfs/etc/hostname",
-        "boot",
+        "boot/kernel",
     ] {
         assert!(
             !tree.contains(absent),
@@ -234,8 +240,9 @@ fn check_paths(tree: &Tree) {
         &Node::bytes("\n# no resolv.conf configured\n", 0o644)
     );
     assert_eq!(
-        tree.get("etc/mtab").map(|n| n.kind.clone()),
-        Some(NodeKind::Symlink("/proc/mounts".into()))
+        tree.get("etc/mtab"),
+        Some(&Node::symlink("/proc/mounts").with_mode(0o755)),
+        "linuxkit build's etc/mtab header is 0755"
     );
 }
 
@@ -357,8 +364,8 @@ fn check_files(tree: &Tree) {
     let etc = tree.get("etc").expect("etc");
     assert_eq!(
         (etc.mode, etc.uid),
-        (0o755, 0),
-        "an existing leading directory keeps its mode and owner"
+        (0o755, 103),
+        "as in linuxkit build, an existing leading directory takes the first file's mode (+x) and owner"
     );
     let new_dir = tree.get("etc/guestkit").expect("created leading directory");
     assert_eq!(
@@ -388,8 +395,13 @@ fn check_cpio(tree: &Tree) {
     let bytes = tree.write_cpio(Vec::new()).expect("write cpio");
     let entries = read_archive(&bytes[..]).expect("read back");
     let names: Vec<&str> = entries.iter().map(|e| e.header.name.as_str()).collect();
-    let paths: Vec<&str> = tree.paths().collect();
+    let paths: Vec<&str> = std::iter::once(".").chain(tree.paths()).collect();
     assert_eq!(names, paths);
+    assert_eq!(
+        (entries[0].header.mode, entries[0].header.uid),
+        (0o040755, 0),
+        "/ is 0755 root"
+    );
     let busybox_entry = entries
         .iter()
         .find(|e| e.header.name == "bin/busybox")
@@ -411,6 +423,26 @@ fn check_cpio(tree: &Tree) {
     );
     let listed = String::from_utf8(out.stdout).expect("utf8");
     assert_eq!(listed.lines().collect::<Vec<_>>(), paths);
+}
+
+#[test]
+fn keep_existing_dirs_leaves_etc_alone_and_files_elsewhere_as_linuxkit() {
+    let fx = fixture();
+    let bp: Blueprint = BLUEPRINT.parse().expect("blueprint");
+    let options = Options {
+        keep_existing_dirs: true,
+    };
+    let tree = assemble_with(&bp, &fx.blueprint_dir, &fx.store, options)
+        .expect("assemble")
+        .tree;
+    let etc = tree.get("etc").expect("etc");
+    assert_eq!((etc.mode, etc.uid), (0o755, 0), "existing /etc untouched");
+    let new_dir = tree.get("etc/guestkit").expect("created leading directory");
+    assert_eq!(
+        (new_dir.mode, new_dir.uid),
+        (0o750, 0),
+        "new ones as linuxkit"
+    );
 }
 
 #[test]

@@ -15,8 +15,17 @@ fn write(path: &Path, data: &[u8]) {
     fs::write(path, data).expect("write");
 }
 
+/// Like a LinuxKit kernel image's `kernel.tar`, it starts with the root's own entry `./` (here 0750, to tell
+/// it from the 0755 default).
 fn modules_tar() -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
+    let mut root = tar::Header::new_gnu();
+    root.set_entry_type(tar::EntryType::Directory);
+    root.set_mode(0o750);
+    root.set_size(0);
+    builder
+        .append_data(&mut root, "./", std::io::empty())
+        .expect("append ./");
     let mut h = tar::Header::new_gnu();
     h.set_mode(0o644);
     h.set_size(9);
@@ -103,7 +112,13 @@ fn the_kernel_section_splits_the_boot_file_from_the_modules() {
         "microcode first, then the newc archive"
     );
     let entries = read_archive(&initrd[8..]).expect("archive");
-    assert_eq!(entries.len(), tree.len());
+    assert_eq!(entries.len(), tree.len() + 1, "the tree and `.`");
+    assert_eq!(entries[0].header.name, ".");
+    assert_eq!(
+        entries[0].header.mode, 0o040750,
+        "/ comes from kernel.tar's ./"
+    );
+    assert_eq!(tree.get("boot").map(|n| n.mode), Some(0o755));
 }
 
 #[test]

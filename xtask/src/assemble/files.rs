@@ -1,15 +1,16 @@
 //! The `files:` section (§8.5): written last, relative to `/`. Default mode 0600 (files) / 0700
-//! (`directory: true`); missing leading directories are created with the file's mode plus the matching x
-//! bits and the file's owner.
+//! (`directory: true`). Leading directories get the file's mode plus the matching x bits and the file's
+//! owner, the first time a `files:` entry passes through them.
 //!
-//! Divergence: LinuxKit writes a header for every leading directory, which (when the kernel unpacks the
-//! cpio) also re-modes and re-owns directories that already exist, so `files: [{path: etc/x, uid: svc}]`
-//! hands `/etc` to `svc` with mode 0700. Here existing directories keep their mode and owner.
+//! That is `linuxkit build`'s rule, and it applies to directories that already exist too: LinuxKit writes a
+//! header for every leading directory, which (when the kernel unpacks the cpio) re-modes and re-owns them, so
+//! `files: [{path: etc/x, uid: svc}]` hands `/etc` to `svc` with mode 0700. With
+//! [`Options::keep_existing_dirs`] existing directories keep their mode and owner instead.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::{AssembleError, Content, Node, NodeKind, Tree, normalise};
+use super::{AssembleError, Content, Node, NodeKind, Options, Tree, normalise};
 use crate::blueprint::validate::{parse_mode, resolve_id};
 use crate::blueprint::{Blueprint, FileEntry};
 use crate::oci_config::BuildContext;
@@ -18,6 +19,7 @@ pub(super) fn add_files(
     bp: &Blueprint,
     bp_dir: &Path,
     ctx: &BuildContext,
+    options: Options,
     tree: &mut Tree,
 ) -> Result<(), AssembleError> {
     let mut added: BTreeSet<String> = BTreeSet::new();
@@ -56,7 +58,8 @@ pub(super) fn add_files(
             } else {
                 format!("{prefix}/{part}")
             };
-            if added.insert(prefix.clone()) && !tree.get(&prefix).is_some_and(Node::is_dir) {
+            let keep = options.keep_existing_dirs && tree.get(&prefix).is_some_and(Node::is_dir);
+            if added.insert(prefix.clone()) && !keep {
                 tree.insert(&prefix, Node::dir(dir_mode).owned(uid, gid));
             }
         }

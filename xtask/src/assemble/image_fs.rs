@@ -1,7 +1,7 @@
 //! How an image's filesystem is placed into the build (§8.1): some paths are dropped, `etc/hosts` and
 //! `etc/resolv.conf` are replaced, and a few paths always exist.
 
-use super::{Node, Tree};
+use super::{Content, Node, NodeKind, Tree};
 
 /// Paths never copied from an image.
 const EXCLUDE: &[&str] = &[
@@ -29,9 +29,15 @@ pub enum Use {
     Container,
 }
 
-/// The image filesystem as it is written into the build.
+/// The image filesystem as it is written into the build. Replaced entries keep the image's header (mode and
+/// owner) and only change their contents or type, as `linuxkit build` rewrites the tar header in place;
+/// entries the image lacks get `linuxkit build`'s fixed headers (`etc/mtab` a 0755 symlink, `etc/hosts` and
+/// `etc/resolv.conf` 0644, directories 0755).
 pub fn filtered(fs: &Tree, usage: Use) -> Tree {
     let mut out = Tree::new();
+    if let Some(root) = fs.root() {
+        out.insert("", root.clone());
+    }
     for (path, node) in fs.iter() {
         let excluded =
             EXCLUDE.contains(&path) || EXCLUDE.iter().any(|e| path.starts_with(&format!("{e}/")));
@@ -45,14 +51,30 @@ pub fn filtered(fs: &Tree, usage: Use) -> Tree {
         }
     }
     if !out.contains("etc/mtab") {
-        out.insert("etc/mtab", Node::symlink("/proc/mounts"));
+        out.insert("etc/mtab", Node::symlink("/proc/mounts").with_mode(0o755));
     }
-    out.insert("etc/hosts", Node::bytes(HOSTS, 0o644));
-    let resolv = match usage {
-        Use::Init => Node::symlink(RESOLV_CONF_LINK),
-        Use::Container => Node::bytes(NO_RESOLV_CONF, 0o644),
+    let header = |path: &str, kind: NodeKind| match fs.get(path) {
+        Some(image) => Node {
+            kind,
+            ..image.clone()
+        },
+        None => Node {
+            kind,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        },
     };
-    out.insert("etc/resolv.conf", resolv);
+    let bytes = |text: &str| NodeKind::File {
+        content: Content::bytes(text),
+        size: text.len() as u64,
+    };
+    out.insert("etc/hosts", header("etc/hosts", bytes(HOSTS)));
+    let resolv = match usage {
+        Use::Init => NodeKind::Symlink(RESOLV_CONF_LINK.into()),
+        Use::Container => bytes(NO_RESOLV_CONF),
+    };
+    out.insert("etc/resolv.conf", header("etc/resolv.conf", resolv));
     out
 }
 
@@ -81,14 +103,37 @@ mod tests {
             Some(&NodeKind::Symlink("/proc/mounts".into()))
         );
         assert_eq!(
-            init.get("etc/resolv.conf").map(|n| &n.kind),
-            Some(&NodeKind::Symlink(RESOLV_CONF_LINK.into()))
+            init.get("etc/resolv.conf").map(|n| (&n.kind, n.mode)),
+            Some((&NodeKind::Symlink(RESOLV_CONF_LINK.into()), 0o644))
         );
+        assert_eq!(init.get("etc/mtab").map(|n| n.mode), Some(0o755));
         let hosts = init.get("etc/hosts").expect("hosts");
-        assert_eq!(hosts.mode, 0o644);
+        assert_eq!(
+            hosts,
+            &Node::bytes(HOSTS, 0o600),
+            "the image's header, new contents"
+        );
         let container = filtered(&fs, Use::Container);
         let resolv = container.get("etc/resolv.conf").expect("resolv.conf");
         assert_eq!(resolv, &Node::bytes(NO_RESOLV_CONF, 0o644));
         assert!(container.contains("bin/sh"));
+        assert_eq!(container.root(), None);
+    }
+
+    #[test]
+    fn the_image_root_entry_and_symlink_headers_are_kept() {
+        let mut fs = Tree::new();
+        fs.insert("", Node::dir(0o750));
+        fs.insert("etc/mtab", Node::symlink("../proc/self/mounts"));
+        fs.insert("etc/resolv.conf", Node::bytes("x", 0o640).owned(3, 4));
+        let init = filtered(&fs, Use::Init);
+        assert_eq!(init.root(), Some(&Node::dir(0o750)));
+        assert_eq!(
+            init.get("etc/mtab"),
+            Some(&Node::symlink("../proc/self/mounts"))
+        );
+        let resolv = init.get("etc/resolv.conf").expect("resolv.conf");
+        assert_eq!((resolv.mode, resolv.uid, resolv.gid), (0o640, 3, 4));
+        assert_eq!(resolv.kind, NodeKind::Symlink(RESOLV_CONF_LINK.into()));
     }
 }

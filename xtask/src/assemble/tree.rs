@@ -101,6 +101,11 @@ impl Node {
         }
     }
 
+    pub fn with_mode(mut self, mode: u32) -> Node {
+        self.mode = mode;
+        self
+    }
+
     pub fn owned(mut self, uid: u32, gid: u32) -> Node {
         self.uid = uid;
         self.gid = gid;
@@ -112,12 +117,18 @@ impl Node {
     }
 }
 
-/// A filesystem tree keyed by normalised relative paths (`etc/hosts`; the root itself is not stored).
-/// Iteration is sorted, so parents come before their children.
+/// A filesystem tree keyed by normalised relative paths (`etc/hosts`). The root directory's own entry (a
+/// layer's `./`) is kept apart: `None` until some source gives one. Iteration is sorted, so parents come
+/// before their children.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
+    root: Option<Node>,
     nodes: BTreeMap<String, Node>,
 }
+
+/// The root directory written when no merged source has a `./` entry: 0755, owned by root (never the
+/// kernel's world-writable rootfs default).
+pub const DEFAULT_ROOT_MODE: u32 = 0o755;
 
 /// Normalises `/a//b/./c/` to `a/b/c`; `..` is resolved lexically and cannot climb above the root.
 pub fn normalise(path: &str) -> String {
@@ -145,6 +156,18 @@ impl Tree {
 
     pub fn get(&self, path: &str) -> Option<&Node> {
         self.nodes.get(&normalise(path))
+    }
+
+    /// The root directory's entry (a source's `./`), if any source had one.
+    pub fn root(&self) -> Option<&Node> {
+        self.root.as_ref()
+    }
+
+    /// The root directory's entry as written out: the recorded one, or 0755 root:root.
+    pub fn root_or_default(&self) -> Node {
+        self.root
+            .clone()
+            .unwrap_or_else(|| Node::dir(DEFAULT_ROOT_MODE))
     }
 
     pub fn contains(&self, path: &str) -> bool {
@@ -201,6 +224,10 @@ impl Tree {
     pub fn insert(&mut self, path: &str, node: Node) {
         let path = self.resolve_parents(&normalise(path));
         if path.is_empty() {
+            // A `./` entry re-modes and re-owns the root, as a later tar entry does when extracted.
+            if node.is_dir() {
+                self.root = Some(node);
+            }
             return;
         }
         if node.is_dir() {
@@ -316,23 +343,32 @@ impl Tree {
     /// Merges `other` below `prefix`. At the root, entry by entry with [`Tree::insert`] semantics (symlinks
     /// already in the tree are followed). Below a prefix (a fresh bundle directory), paths are taken as they
     /// are: `other` was resolved on its own, where absolute links point into the image, not the initramfs.
+    /// `other`'s root entry, if it has one, wins over the current root (at `/`) or the prefix directory's
+    /// mode and owner, as the later `./` entry does in `linuxkit build`'s tar.
     pub fn merge(&mut self, prefix: &str, other: &Tree) {
         let prefix = normalise(prefix);
         if prefix.is_empty() {
+            if let Some(root) = &other.root {
+                self.root = Some(root.clone());
+            }
             for (path, node) in other.iter() {
                 self.insert(path, node.clone());
             }
             return;
         }
         self.mkdir_all(&prefix, 0o755);
+        if let Some(root) = &other.root {
+            self.nodes.insert(prefix.clone(), root.clone());
+        }
         for (path, node) in other.iter() {
             self.nodes.insert(format!("{prefix}/{path}"), node.clone());
         }
     }
 
-    /// Writes the tree as a newc cpio archive (see [`crate::cpio`]).
+    /// Writes the tree as a newc cpio archive (see [`crate::cpio`]), starting with the root as `.`.
     pub fn write_cpio<W: io::Write>(&self, out: W) -> io::Result<W> {
         let mut writer = crate::cpio::CpioWriter::new(out);
+        writer.write_node(".", &self.root_or_default())?;
         for (path, node) in self.iter() {
             writer.write_node(path, node)?;
         }

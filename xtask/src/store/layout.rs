@@ -306,7 +306,8 @@ fn apply_layer(tree: &mut Tree, region: &Region) -> io::Result<()> {
             }
         } else if let Some(victim) = base.strip_prefix(".wh.") {
             tree.remove(&format!("{dir}/{victim}"));
-        } else if !path.is_empty() {
+        } else {
+            // `./` (path "") is the root directory's own entry; the tree keeps it apart.
             adds.push(layer_node(&entry, path, region)?);
         }
     }

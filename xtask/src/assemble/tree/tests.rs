@@ -127,3 +127,36 @@ fn a_file_in_the_way_of_a_directory_is_replaced() {
     assert!(tree.get("opt").is_some_and(Node::is_dir));
     assert!(tree.contains("opt/app/run"));
 }
+
+#[test]
+fn root_entries_follow_tar_precedence() {
+    let mut tree = Tree::new();
+    assert_eq!(tree.root(), None);
+    assert_eq!(tree.root_or_default(), Node::dir(0o755));
+    tree.insert("./", Node::bytes("a file cannot be the root", 0o777));
+    assert_eq!(tree.root(), None, "only a directory can be the root");
+    let mut kernel = Tree::new();
+    kernel.insert("./", Node::dir(0o755));
+    let mut init = Tree::new();
+    init.insert("", Node::dir(0o700).owned(1, 1));
+    tree.merge("", &kernel);
+    tree.merge("", &Tree::new());
+    assert_eq!(
+        tree.root(),
+        Some(&Node::dir(0o755)),
+        "a tree without ./ keeps the root"
+    );
+    tree.merge("", &init);
+    assert_eq!(
+        tree.root(),
+        Some(&Node::dir(0o700).owned(1, 1)),
+        "the later ./ wins"
+    );
+    tree.merge("containers/onboot/000-x/lower", &init);
+    assert_eq!(
+        tree.get("containers/onboot/000-x/lower"),
+        Some(&Node::dir(0o700).owned(1, 1)),
+        "below a prefix, ./ is the prefix directory"
+    );
+    assert_eq!(tree.get("containers").map(|n| n.mode), Some(0o755));
+}
