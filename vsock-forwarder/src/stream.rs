@@ -65,6 +65,35 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Whether a stream's peer has closed for good, not merely half-closed: nothing written to the stream
+/// can be read any more. Asked once, after the stream's end-of-file, by [`crate::copy`].
+pub trait PeerProbe {
+    /// True when the peer has closed (or reset) the connection.
+    fn peer_closed(&self) -> bool;
+}
+
+impl PeerProbe for Stream {
+    fn peer_closed(&self) -> bool {
+        match self {
+            Stream::Vsock(s) => crate::sys::peer_closed(s),
+            Stream::Unix(s) => crate::sys::peer_closed(s),
+            Stream::Tcp(s) => crate::sys::peer_closed(s),
+        }
+    }
+}
+
+impl PeerProbe for UnixStream {
+    fn peer_closed(&self) -> bool {
+        crate::sys::peer_closed(self)
+    }
+}
+
+impl PeerProbe for TcpStream {
+    fn peer_closed(&self) -> bool {
+        crate::sys::peer_closed(self)
+    }
+}
+
 /// Dials `endpoint` once.
 pub async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
     match endpoint {
@@ -84,7 +113,7 @@ pub fn vsock_peer(addr: &VsockAddr) -> String {
 /// Something that hands out connections: a real listener, or anything a test builds.
 pub trait Acceptor: Send + 'static {
     /// The accepted connection type.
-    type Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Conn: AsyncRead + AsyncWrite + PeerProbe + Unpin + Send + 'static;
 
     /// Waits for the next connection and describes its peer for the log.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Conn, String)>> + Send;

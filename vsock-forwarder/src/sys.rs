@@ -7,7 +7,8 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use nix::sys::socket::{Backlog, MsgFlags, listen, recv};
+use nix::errno::Errno;
+use nix::sys::socket::{Backlog, MsgFlags, listen, recv, send};
 use tokio_vsock::{VsockAddr, VsockListener};
 
 /// Listens on AF_VSOCK `cid:port` with backlog SOMAXCONN (vsudd's; tokio-vsock alone uses 128).
@@ -16,6 +17,19 @@ pub fn vsock_listen(cid: u32, port: u32) -> io::Result<VsockListener> {
     // Linux lets listen() on a listening socket change its backlog.
     listen(&listener, Backlog::MAXCONN)?;
     Ok(listener)
+}
+
+/// Whether the peer of a connected stream socket has closed for good: a zero-length `send` fails with
+/// EPIPE once the peer can receive nothing more (AF_UNIX and AF_VSOCK after the peer's close, TCP after a
+/// reset), and succeeds after a mere half-close. `write(2)` of zero bytes never reaches the socket, hence
+/// `send`. MSG_NOSIGNAL: no SIGPIPE.
+pub fn peer_closed<F: AsFd>(socket: &F) -> bool {
+    use std::os::fd::AsRawFd;
+    let flags = MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT;
+    matches!(
+        send(socket.as_fd().as_raw_fd(), &[], flags),
+        Err(Errno::EPIPE | Errno::ENOTCONN | Errno::ECONNRESET)
+    )
 }
 
 /// Writes the decimal pid to `path` (mode 0600, truncated), as vsudd does.
@@ -98,6 +112,18 @@ mod tests {
             "old mode {:o}",
             meta.permissions().mode()
         );
+    }
+
+    #[test]
+    fn a_closed_peer_is_told_from_a_half_closed_one() {
+        use std::net::Shutdown;
+        use std::os::unix::net::UnixStream;
+        let (a, b) = UnixStream::pair().unwrap();
+        assert!(!peer_closed(&a), "open");
+        b.shutdown(Shutdown::Write).unwrap();
+        assert!(!peer_closed(&a), "half-closed by the peer");
+        drop(b);
+        assert!(peer_closed(&a), "closed by the peer");
     }
 
     #[test]
