@@ -16,10 +16,13 @@ use crate::endpoint::Endpoint;
 use crate::log_limited;
 use crate::ratelimit::LogBudget;
 use crate::stats::Stats;
-use crate::stream::{Acceptor, Listener, PeerProbe, connect};
+use crate::stream::{Acceptor, Listener, PeerProbe, connect_within};
 
 /// Pause after an accept error caused by a resource shortage (EMFILE, ENOBUFS…), before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The kernel's default vsock connect timeout.
+const KERNEL_VSOCK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A listener that could not be started or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +182,10 @@ where
     } = &*forwarder;
     let live = shared.stats.open(id, &rule.label);
     let policy = RetryPolicy::new(limits.connect_timeout);
-    match dial_with_retry(policy, || connect(&rule.target)).await {
+    // A vsock attempt may take the whole -connect-timeout (at least the kernel's 2 s), so that a slow peer
+    // is not left with a connection its client already gave up on.
+    let attempt = limits.connect_timeout.max(KERNEL_VSOCK_CONNECT_TIMEOUT);
+    match dial_with_retry(policy, || connect_within(&rule.target, attempt)).await {
         Err(err) => {
             shared.stats.dial_failed();
             match (&rule.target, rule.legacy) {

@@ -8,6 +8,7 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -103,6 +104,28 @@ pub async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
         Endpoint::Unix(path) => UnixStream::connect(path).await.map(Stream::Unix),
         Endpoint::Tcp(addr) => TcpStream::connect(addr).await.map(Stream::Tcp),
     }
+}
+
+/// Dials `endpoint` once, allowing a vsock connect `timeout` instead of the kernel's 2 s (unix and TCP
+/// connects are not limited here; callers bound them).
+pub async fn connect_within(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
+    let Endpoint::Vsock { cid, port } = endpoint else {
+        return connect(endpoint).await;
+    };
+    let fd = crate::sys::register(crate::sys::vsock_start_connect(*cid, *port, timeout)?)?;
+    loop {
+        let mut ready = fd.writable().await?;
+        match crate::sys::connect_result(fd.get_ref()) {
+            // Spurious wake-up: writable but not yet connected.
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => ready.clear_ready(),
+            result => {
+                result?;
+                break;
+            }
+        }
+    }
+    let fd = fd.into_inner();
+    VsockStream::new(vsock::VsockStream::from(fd)).map(Stream::Vsock)
 }
 
 /// Formats a vsock peer the way vsudd does: `%08x.%08x` (CID.port).
