@@ -98,7 +98,26 @@ fn power_off(vm: &mut Vm) -> Result<()> {
 fn vsock_loopback_echoes_both_ways_and_keeps_half_close() -> Result<()> {
     let yaml = guest::blueprint(
         &[
-            guest::vsudd_service("vsudd", &["-inport", "2374:unix:/run/echo.sock"]),
+            guest::vsudd_service(
+                "vsudd",
+                &[
+                    "-inport",
+                    "2374:unix:/run/echo.sock",
+                    "-inport",
+                    "2376:unix:/run/silent.sock",
+                ],
+            ),
+            // A silent target: holds each connection while it retries a socket that never appears.
+            guest::vsudd_service(
+                "holder",
+                &[
+                    "-q",
+                    "-connect-timeout",
+                    "15m",
+                    "-forward",
+                    "unix:/run/silent.sock=unix:/run/nowhere.sock",
+                ],
+            ),
             guest::driver_service("vsock-loopback.sh", &[]),
         ],
         &[guest::modprobe_hook("vsock_loopback")],
@@ -116,6 +135,8 @@ fn vsock_loopback_echoes_both_ways_and_keeps_half_close() -> Result<()> {
             "vsudd-log: Connection 1 to: 2374 from: 00000001.",
             "vsudd-log: 1 Done. read: 1048576 written: 1048593",
             "vsudd-log: Totals: connections: 1 active: 0 closed: 1 failed to connect: 0; bytes read: 1048576 written: 1048593",
+            // A client that closed (no half-close) is released although its target stays silent.
+            "vsock-test: closed-client-released",
             "vsock-test: done",
         ],
         LINE_TIMEOUT,
