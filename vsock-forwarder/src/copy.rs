@@ -8,7 +8,9 @@
 //! * Errors (a reset peer): the first error in either direction ends both; the caller drops both streams.
 //! * A peer that closed for good (not a half-close: it can receive nothing more) ends the connection as
 //!   soon as its end-of-file is read, instead of waiting for the other side to finish a reply nobody
-//!   can read ([`PeerProbe`]).
+//!   can read ([`PeerProbe`]). A peer that only half-closed is asked again after 1 s, 2 s, 4 s… (at
+//!   most every [`MAX_RECHECK`]), so one that closes later while the other side is silent is released
+//!   too.
 //! * Idle timeout: no byte in either direction for the timeout ends both ([`CopyError::Idle`]).
 
 use std::future::{Future, poll_fn};
@@ -150,6 +152,42 @@ fn poll_half_close<W: AsyncWrite + ?Sized>(
     }
 }
 
+/// The first re-check of a half-closed side.
+pub const FIRST_RECHECK: Duration = Duration::from_secs(1);
+/// The longest pause between re-checks of a half-closed side.
+pub const MAX_RECHECK: Duration = Duration::from_secs(64);
+
+/// Watches one side after its end-of-file: has its peer closed for good since?
+#[derive(Default)]
+struct CloseWatch {
+    recheck: Option<(Pin<Box<Sleep>>, Duration)>,
+}
+
+impl CloseWatch {
+    /// True once `side`, which has reached end-of-file, has closed for good: asked at once, then at each
+    /// re-check.
+    fn poll_closed<S: PeerProbe + ?Sized>(&mut self, cx: &mut Context<'_>, side: &S) -> bool {
+        let Some((sleep_until, interval)) = &mut self.recheck else {
+            if side.peer_closed() {
+                return true;
+            }
+            let mut first = Box::pin(sleep(FIRST_RECHECK));
+            // Registers the waker for the first re-check.
+            let _ = first.as_mut().poll(cx);
+            self.recheck = Some((first, FIRST_RECHECK));
+            return false;
+        };
+        while sleep_until.as_mut().poll(cx).is_ready() {
+            if side.peer_closed() {
+                return true;
+            }
+            *interval = (*interval * 2).min(MAX_RECHECK);
+            sleep_until.as_mut().reset(Instant::now() + *interval);
+        }
+        false
+    }
+}
+
 /// What the copy has done so far; a change restarts the idle timer.
 type Progress = (u64, u64, bool, bool);
 
@@ -196,7 +234,7 @@ where
     let mut a_to_b = Direction::new(limits.buffer_size.max(1));
     let mut b_to_a = Direction::new(limits.buffer_size.max(1));
     let mut idle = limits.idle_timeout.map(IdleTimer::new);
-    let (mut a_probed, mut b_probed) = (false, false);
+    let (mut a_watch, mut b_watch) = (CloseWatch::default(), CloseWatch::default());
     poll_fn(|cx| {
         let forward = a_to_b.poll_copy(cx, Pin::new(&mut *a), Pin::new(&mut *b), &counters.a_to_b);
         if let Poll::Ready(Err(err)) = forward {
@@ -209,11 +247,11 @@ where
         if forward.is_ready() && backward.is_ready() {
             return Poll::Ready(Ok(()));
         }
-        // Probed once, right after the end-of-file: a close and a half-close look the same to read().
-        if forward.is_ready() && !std::mem::replace(&mut a_probed, true) && a.peer_closed() {
+        // After an end-of-file: a close and a half-close look the same to read().
+        if forward.is_ready() && a_watch.poll_closed(cx, &*a) {
             return Poll::Ready(Ok(()));
         }
-        if backward.is_ready() && !std::mem::replace(&mut b_probed, true) && b.peer_closed() {
+        if backward.is_ready() && b_watch.poll_closed(cx, &*b) {
             return Poll::Ready(Ok(()));
         }
         if let Some(timer) = &mut idle {
@@ -286,6 +324,34 @@ mod tests {
         let mut got = Vec::new();
         server.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, b"request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_half_closes_then_closes_is_released_at_the_next_recheck() {
+        let (mut client, mut a) = UnixStream::pair().unwrap();
+        let (mut b, _server) = UnixStream::pair().unwrap();
+        let counters = Counters::default();
+        let start = Instant::now();
+        let copy = async {
+            let result = copy_both_ways(&mut a, &mut b, limits(64), &counters).await;
+            (result, start.elapsed())
+        };
+        let close_at = Duration::from_secs(10);
+        let peer = async {
+            client.write_all(b"request").await.unwrap();
+            client.shutdown().await.unwrap();
+            // Still waiting for a reply that the silent target never sends; then gives up and closes.
+            tokio::time::sleep(close_at).await;
+            drop(client);
+        };
+        let ((result, ended_after), ()) = tokio::join!(copy, peer);
+        result.unwrap();
+        // Re-checks at 1, 3, 7 and 15 s (virtual time): the close at 10 s is seen at 15 s.
+        assert!(
+            ended_after >= close_at && ended_after <= close_at + MAX_RECHECK,
+            "ended after {ended_after:?}"
+        );
+        assert_eq!(counters.get(), (7, 0));
     }
 
     #[tokio::test(start_paused = true)]
