@@ -137,6 +137,7 @@ fn vsock_loopback_echoes_both_ways_and_keeps_half_close() -> Result<()> {
             "vsudd-log: Totals: connections: 1 active: 0 closed: 1 failed to connect: 0; bytes read: 1048576 written: 1048593",
             // A client that closed (no half-close) is released although its target stays silent.
             "vsock-test: closed-client-released",
+            "vsock-test: half-closed-client-released",
             "vsock-test: done",
         ],
         LINE_TIMEOUT,
