@@ -132,6 +132,15 @@ pub fn translate_legacy_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<O
     out
 }
 
+impl Args {
+    /// Parses a command line (`argv[0]` first), Go-style single-dash flags included.
+    pub fn try_parse_command_line<I: IntoIterator<Item = OsString>>(
+        args: I,
+    ) -> Result<Self, clap::Error> {
+        Args::try_parse_from(translate_legacy_args(args))
+    }
+}
+
 impl TryFrom<Args> for Config {
     type Error = SpecError;
 
