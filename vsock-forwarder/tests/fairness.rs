@@ -119,17 +119,16 @@ async fn idle_connections_are_closed_after_the_timeout_and_free_their_slots() {
     for _ in 0..4 {
         clients.push(open(&bound[0]).await);
     }
-    // Each connection is answered, then sits idle (client and backend both silent, both still open)
-    // until the forwarder closes it: end-of-file on the client. The two beyond the cap of 2 are served
-    // only because the idle ones gave their slots back.
+    // Each connection sits idle (client and backend both silent, both still open) until the forwarder
+    // closes it: end-of-file on the client, after at most the backend's "!". The two beyond the cap of 2
+    // are served only because the idle ones gave their slots back.
     for (i, client) in clients.iter_mut().enumerate() {
-        assert_eq!(one_byte(client).await.unwrap(), b'!', "client {i}");
-        let mut rest = Vec::new();
-        tokio::time::timeout(GUARD, client.read_to_end(&mut rest))
+        let mut got = Vec::new();
+        tokio::time::timeout(GUARD, client.read_to_end(&mut got))
             .await
             .unwrap_or_else(|_| panic!("client {i} was not closed after the idle timeout"))
             .unwrap();
-        assert!(rest.is_empty(), "client {i}: {rest:?}");
+        assert!(got.is_empty() || got == b"!", "client {i}: {got:?}");
     }
     wait_until("every idle connection is counted closed", GUARD, || {
         shared.stats.active() == 0
