@@ -1,6 +1,10 @@
 #!/bin/sh
 # Guest side of `vsock_loopback_*` in tests/tests/vsock.rs: the packaged vsudd service forwards vsock port
-# 2374 to /run/echo.sock; a client on CID 1 (vsock_loopback) sends 1 MiB and half-closes.
+# 2374 to /run/echo.sock; a client on CID 1 (vsock_loopback) sends 1 MiB and half-closes. Then a client
+# on port 2376 sends 3 bytes and closes without half-closing, while the target (a second forwarder that
+# holds every connection while it retries a socket that never appears) stays silent: vsudd must end that
+# connection at once, not when the target gives up 15 minutes later; and one that half-closes first, then
+# closes, at the next re-check.
 . /vsock-test/guest/vsock-lib.sh
 follow_vsudd_log
 socat -t 60 UNIX-LISTEN:/run/echo.sock,fork,unlink-early EXEC:$T/guest/echo-backend.sh &
@@ -19,5 +23,14 @@ pid=$(vsudd_pid 2374:unix:/run/echo.sock) || fail "no /vsudd process in /proc"
 kill -USR1 "$pid" || fail "kill -USR1 $pid"
 say "sent SIGUSR1 to vsudd pid $pid: $(signal_state "$pid")"
 wait_for "the Totals line" vsudd_logged "Totals:"
+
+wait_for "the silent target" test -S /run/silent.sock
+echo hi | socat -t 0 - VSOCK-CONNECT:1:2376,shut-none || fail "closing client socat exited $?"
+wait_for "vsudd to release a closed client whose target is silent" vsudd_logged "2 Done. read: 3 written: 0"
+say "closed-client-released"
+# The same after a half-close first (socat's default: shutdown on end of input, then close).
+echo bye | socat -t 0 - VSOCK-CONNECT:1:2376 || fail "half-closing client socat exited $?"
+wait_for "vsudd to release a half-closed, then closed client" vsudd_logged "3 Done. read: 4 written: 0"
+say "half-closed-client-released"
 sleep 1
 say "done"

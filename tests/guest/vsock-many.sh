@@ -1,9 +1,11 @@
 #!/bin/sh
-# Guest side of `vsock_loopback_holds_10000_connections_*` in tests/tests/vsock.rs. The packaged vsudd
+# Guest side of `vsock_loopback_holds_*_connections_*` in tests/tests/vsock.rs. The packaged vsudd
 # service forwards vsock port 2375 to /run/hold.sock, where a second forwarder (the "holder") accepts every
 # connection and keeps it while it retries its own target, /run/count.sock, which does not exist yet. So
 # every client connection stays open through vsudd until the counting backend starts. Clients connect in
-# batches smaller than the listen backlog; vsudd's RSS is read from /proc when all are open.
+# batches smaller than the listen backlog; vsudd's RSS is read from /proc when all are open. A client's
+# vsock connect may take as long as --retry-connect (the kernel's 2 s is too short under TCG): a client
+# that gave up on a connect in flight would leave vsudd a connection accepted for nobody.
 . /vsock-test/guest/vsock-lib.sh
 BATCHES=${BATCHES:-5}
 PER_BATCH=${PER_BATCH:-2000}
@@ -35,9 +37,11 @@ while [ "$batch" -le "$BATCHES" ]; do
     batch=$((batch + 1))
 done
 say "held connections=$((BATCHES * PER_BATCH)) fds=$(fds) rss-kB=$(rss)"
+# The report's counts are checked by the test (tests/tests/vsock.rs), not matched here: a mismatch must
+# show up as its numbers, not as a wait that never ends.
 kill -USR1 "$pid"
-wait_for "the Totals line" vsudd_logged "Totals: connections: $((BATCHES * PER_BATCH)) active:"
-say "$(grep 'Totals:' /var/log/vsudd.log | tail -n 1)"
+wait_for "the Totals line" reports 1
+say "report-held $(grep 'Totals:' /var/log/vsudd.log | tail -n 1)"
 
 vsock-forwarder-bench serve unix:/run/count.sock &
 wait $clients
@@ -45,5 +49,5 @@ say "released fds=$(fds) rss-kB=$(rss)"
 show_clients
 kill -USR1 "$pid"
 wait_for "the second Totals line" reports 2
-say "$(grep 'Totals:' /var/log/vsudd.log | tail -n 1)"
+say "report-released $(grep 'Totals:' /var/log/vsudd.log | tail -n 1)"
 say "done"

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::config::{
-    Config, Limits, SpecError, check_unique_listeners, parse_duration, parse_forward, parse_inport,
-    parse_syslog,
+    Config, Limits, SpecError, check_unique_listeners, parse_forward, parse_inport, parse_syslog,
+};
+use crate::limits::{
+    CONNECT_TIMEOUT, MAX_BUFFER_SIZE, MAX_CONNECTIONS, parse_count, parse_idle_timeout,
+    parse_timeout,
 };
 
 /// Long flags that Go's `flag` package lets users write with one dash.
-const LONG_FLAGS: [&str; 10] = [
+const LONG_FLAGS: [&str; 12] = [
     "inport",
     "syslog",
     "pidfile",
@@ -21,8 +24,10 @@ const LONG_FLAGS: [&str; 10] = [
     "forward",
     "allow-tcp",
     "max-connections",
+    "max-connections-per-rule",
     "buffer-size",
     "connect-timeout",
+    "idle-timeout",
     "help",
 ];
 
@@ -54,15 +59,22 @@ pub struct Args {
     /// Allow -forward targets at this TCP address (repeatable); TCP targets not listed are refused.
     #[arg(long, value_name = "IP:PORT")]
     pub allow_tcp: Vec<SocketAddr>,
-    /// Stop accepting while this many connections are being forwarded.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_connections)]
-    pub max_connections: usize,
-    /// Copy buffer per direction of each connection, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().buffer_size)]
-    pub buffer_size: usize,
-    /// Keep retrying a target that is not listening yet for this long (0: one attempt).
+    /// Stop accepting while this many connections are being forwarded, over all rules (1 to 1048576).
+    #[arg(long, value_name = "N", default_value = "1024")]
+    pub max_connections: String,
+    /// Stop accepting on one rule while it forwards this many connections (default: -max-connections
+    /// divided evenly among the rules).
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_rule: Option<String>,
+    /// Copy buffer per direction of each connection, in bytes (1 to 16777216).
+    #[arg(long, value_name = "BYTES", default_value = "32768")]
+    pub buffer_size: String,
+    /// Keep retrying a target that is not listening yet for this long (0: one attempt; at most 24h).
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     pub connect_timeout: String,
+    /// Close a connection after this long without a byte in either direction (0: never; at most 168h).
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub idle_timeout: String,
     /// Log debug messages too.
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -120,6 +132,15 @@ pub fn translate_legacy_args<I: IntoIterator<Item = OsString>>(args: I) -> Vec<O
     out
 }
 
+impl Args {
+    /// Parses a command line (`argv[0]` first), Go-style single-dash flags included.
+    pub fn try_parse_command_line<I: IntoIterator<Item = OsString>>(
+        args: I,
+    ) -> Result<Self, clap::Error> {
+        Args::try_parse_from(translate_legacy_args(args))
+    }
+}
+
 impl TryFrom<Args> for Config {
     type Error = SpecError;
 
@@ -134,11 +155,7 @@ impl TryFrom<Args> for Config {
         }
         check_unique_listeners(&rules)?;
         let syslog = args.syslog.as_deref().map(parse_syslog).transpose()?;
-        let limits = Limits {
-            max_connections: nonzero(args.max_connections, "max-connections")?,
-            buffer_size: nonzero(args.buffer_size, "buffer-size")?,
-            connect_timeout: parse_duration(&args.connect_timeout)?,
-        };
+        let limits = limits(&args)?;
         Ok(Config {
             rules,
             syslog,
@@ -149,12 +166,21 @@ impl TryFrom<Args> for Config {
     }
 }
 
-fn nonzero(value: usize, flag: &'static str) -> Result<usize, SpecError> {
-    if value == 0 {
-        Err(SpecError::ZeroLimit { flag })
-    } else {
-        Ok(value)
-    }
+/// The numeric flags, each range-checked.
+fn limits(args: &Args) -> Result<Limits, SpecError> {
+    let max_connections = parse_count("max-connections", &args.max_connections, MAX_CONNECTIONS)?;
+    let max_connections_per_rule = args
+        .max_connections_per_rule
+        .as_deref()
+        .map(|text| parse_count("max-connections-per-rule", text, MAX_CONNECTIONS))
+        .transpose()?;
+    Ok(Limits {
+        max_connections,
+        max_connections_per_rule,
+        buffer_size: parse_count("buffer-size", &args.buffer_size, MAX_BUFFER_SIZE)?,
+        connect_timeout: parse_timeout("connect-timeout", &args.connect_timeout, CONNECT_TIMEOUT)?,
+        idle_timeout: parse_idle_timeout(&args.idle_timeout)?,
+    })
 }
 
 #[cfg(test)]
@@ -251,17 +277,22 @@ mod tests {
             "-buffer-size=4096",
             "-connect-timeout",
             "500ms",
+            "-max-connections-per-rule",
+            "3",
+            "-idle-timeout=0",
         ])
         .unwrap();
         assert_eq!(config.rules.len(), 2);
         assert_eq!(config.limits.max_connections, 10);
         assert_eq!(config.limits.buffer_size, 4096);
         assert_eq!(config.limits.connect_timeout, Duration::from_millis(500));
+        assert_eq!(config.limits.max_connections_per_rule, Some(3));
+        assert_eq!(config.limits.idle_timeout, None);
     }
 
     #[test]
     fn bad_command_lines_name_the_problem() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 10] = [
             (&["v", "-inport", "1234"], "Failed to parse: 1234"),
             (
                 &["v", "-inport", "1:tcp:/x"],
@@ -269,9 +300,28 @@ mod tests {
             ),
             (
                 &["v", "-max-connections", "0"],
-                "-max-connections must be greater than zero",
+                "flag -max-connections: must be between 1 and 1048576",
             ),
-            (&["v", "-connect-timeout", "5"], "invalid duration \"5\""),
+            (
+                &["v", "-max-connections", "2305843009213693953"],
+                "flag -max-connections: must be between 1 and 1048576",
+            ),
+            (
+                &["v", "-max-connections-per-rule", "1e20"],
+                "flag -max-connections-per-rule: not a whole number",
+            ),
+            (
+                &["v", "-buffer-size=-1"],
+                "flag -buffer-size: not a whole number",
+            ),
+            (
+                &["v", "-connect-timeout", "5x"],
+                "invalid value \"5x\" for flag -connect-timeout",
+            ),
+            (
+                &["v", "-idle-timeout", "NaN"],
+                "invalid value \"NaN\" for flag -idle-timeout",
+            ),
             (
                 &[
                     "v",

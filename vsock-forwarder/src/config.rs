@@ -3,9 +3,9 @@
 //! Pure parsing of the vsudd specs (`-inport PORT:unix:PATH`, `-syslog PORT:PATH`) and of the guestkit
 //! `-forward LISTEN=TARGET` spec; nothing here touches a socket.
 
+pub use crate::limits::Limits;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::endpoint::{
     CID_ANY, CID_HOST, Endpoint, EndpointError, guid_for_port, parse_vsock_port,
@@ -38,27 +38,6 @@ pub struct SyslogSpec {
     pub path: PathBuf,
 }
 
-/// Resource limits shared by every rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// At most this many forwarded connections at once; listeners stop accepting at the cap.
-    pub max_connections: usize,
-    /// Bytes of copy buffer per direction (two per connection).
-    pub buffer_size: usize,
-    /// How long to keep retrying a target that is not listening yet (zero: one attempt).
-    pub connect_timeout: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_connections: 1024,
-            buffer_size: 32 * 1024,
-            connect_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
 /// Everything the daemon was asked to do.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Config {
@@ -75,7 +54,7 @@ pub struct Config {
 }
 
 /// A spec on the command line that cannot be used.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
     /// An `-inport` or `-syslog` spec with too few `:`-separated parts (vsudd's wording).
     #[error("invalid value {spec:?} for flag -{flag}: Failed to parse: {spec}")]
@@ -132,20 +111,9 @@ pub enum SpecError {
         /// The listener.
         listen: Endpoint,
     },
-    /// A limit of zero.
-    #[error("-{flag} must be greater than zero")]
-    ZeroLimit {
-        /// The flag name.
-        flag: &'static str,
-    },
-    /// A duration that does not parse.
-    #[error(
-        "invalid duration {value:?}: expected a number with ms, s or m (for example 500ms, 10s)"
-    )]
-    Duration {
-        /// The text given.
-        value: String,
-    },
+    /// A numeric flag out of range or malformed.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
 }
 
 /// Parses a vsudd `-inport` spec `PORT:unix:PATH` (split on the first two colons).
@@ -258,33 +226,6 @@ pub fn parse_forward(spec: &str, allow_tcp: &[SocketAddr]) -> Result<Rule, SpecE
         target,
         legacy: false,
     })
-}
-
-/// Parses a Go-style duration limited to `ms`, `s` and `m` (`0` alone means zero).
-pub fn parse_duration(value: &str) -> Result<Duration, SpecError> {
-    let bad = || SpecError::Duration {
-        value: value.to_owned(),
-    };
-    if value == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let (number, scale_ms) = if let Some(n) = value.strip_suffix("ms") {
-        (n, 1)
-    } else if let Some(n) = value.strip_suffix('s') {
-        (n, 1000)
-    } else if let Some(n) = value.strip_suffix('m') {
-        (n, 60_000)
-    } else {
-        return Err(bad());
-    };
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let count: u64 = number.parse().map_err(|_| bad())?;
-    count
-        .checked_mul(scale_ms)
-        .map(Duration::from_millis)
-        .ok_or_else(bad)
 }
 
 /// Rejects two rules listening on the same endpoint.
@@ -427,17 +368,6 @@ mod tests {
             let err = parse_forward(spec, &allow).expect_err(spec);
             let chain = error_chain(&err);
             assert!(chain.contains(needle), "case {i}: {spec:?} gave {chain}");
-        }
-    }
-
-    #[test]
-    fn durations_parse_go_style() {
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        for bad in ["", "10", "s", "-1s", "1.5s", "99999999999999999999s"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} parsed");
         }
     }
 

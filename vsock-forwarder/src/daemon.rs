@@ -32,6 +32,7 @@ pub fn log_report(shared: &Shared) {
 /// the counters. `console` receives the syslog forward's own diagnostics.
 pub async fn run<W: Write + Send + 'static>(config: Config, console: W) -> Result<(), DaemonError> {
     let shared = Shared::new(&config.limits);
+    let rule_cap = config.limits.per_rule(config.rules.len());
     let mut tasks = JoinSet::new();
     for rule in config.rules {
         if rule.legacy {
@@ -45,11 +46,7 @@ pub async fn run<W: Write + Send + 'static>(config: Config, console: W) -> Resul
         }
         let listener = forward::bind(&rule).await?;
         log::info!("{}", listening_line(&rule));
-        let forwarder = Arc::new(Forwarder {
-            rule,
-            limits: config.limits,
-            shared: Arc::clone(&shared),
-        });
+        let forwarder = Forwarder::new(rule, config.limits, Arc::clone(&shared), rule_cap);
         tasks.spawn(async move {
             if let Err(err) = forward::serve(listener, forwarder).await {
                 log::error!("{}", error_chain(&err));

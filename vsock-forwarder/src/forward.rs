@@ -10,16 +10,19 @@ use log::Level;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Limits, Rule};
-use crate::copy::{CopyError, copy_both_ways};
+use crate::copy::{CopyError, CopyLimits, copy_both_ways};
 use crate::dial::{RetryPolicy, dial_with_retry};
 use crate::endpoint::Endpoint;
 use crate::log_limited;
 use crate::ratelimit::LogBudget;
 use crate::stats::Stats;
-use crate::stream::{Acceptor, Listener, connect};
+use crate::stream::{Acceptor, Listener, PeerProbe, connect_within};
 
 /// Pause after an accept error caused by a resource shortage (EMFILE, ENOBUFS…), before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The kernel's default vsock connect timeout.
+const KERNEL_VSOCK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A listener that could not be started or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +78,27 @@ pub struct Forwarder {
     pub limits: Limits,
     /// State shared with the other listeners.
     pub shared: Arc<Shared>,
+    /// This rule's own connection cap, so that it cannot take every global slot.
+    slots: Arc<Semaphore>,
+}
+
+impl Forwarder {
+    /// A forwarder for `rule` allowed `rule_cap` connections at once (within the global cap in `shared`).
+    pub fn new(rule: Rule, limits: Limits, shared: Arc<Shared>, rule_cap: usize) -> Arc<Self> {
+        Arc::new(Forwarder {
+            rule,
+            limits,
+            shared,
+            slots: Arc::new(Semaphore::new(rule_cap)),
+        })
+    }
+}
+
+/// A connection's places under the rule's cap and the global one, given back when it closes.
+#[derive(Debug)]
+pub struct Slot {
+    _rule: OwnedSemaphorePermit,
+    _global: OwnedSemaphorePermit,
 }
 
 /// Binds the rule's listener.
@@ -88,16 +112,24 @@ pub async fn bind(rule: &Rule) -> Result<Listener, ForwardError> {
     })
 }
 
-/// Accepts connections for ever, each in its own task. Waits for a free slot before each accept, so at
-/// the cap new clients queue in the kernel backlog. Returns only when accepting fails for good.
+/// Accepts connections for ever, each in its own task. Waits for a free slot under the rule's cap and then
+/// the global cap before each accept, so at either cap new clients queue in the kernel backlog while the
+/// other rules keep serving. Returns only when accepting fails for good.
 pub async fn serve<A: Acceptor>(
     mut acceptor: A,
     forwarder: Arc<Forwarder>,
 ) -> Result<(), ForwardError> {
     let shared = &forwarder.shared;
     loop {
-        let Ok(slot) = Arc::clone(&shared.slots).acquire_owned().await else {
+        let Ok(rule_slot) = Arc::clone(&forwarder.slots).acquire_owned().await else {
             return Ok(());
+        };
+        let Ok(global_slot) = Arc::clone(&shared.slots).acquire_owned().await else {
+            return Ok(());
+        };
+        let slot = Slot {
+            _rule: rule_slot,
+            _global: global_slot,
         };
         match acceptor.accept().await {
             Ok((conn, peer)) => {
@@ -138,18 +170,22 @@ fn is_resource_shortage(err: &io::Error) -> bool {
     )
 }
 
-async fn forward_one<C>(mut conn: C, id: u64, forwarder: Arc<Forwarder>, slot: OwnedSemaphorePermit)
+async fn forward_one<C>(mut conn: C, id: u64, forwarder: Arc<Forwarder>, slot: Slot)
 where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + PeerProbe + Unpin + Send,
 {
     let Forwarder {
         rule,
         limits,
         shared,
+        ..
     } = &*forwarder;
     let live = shared.stats.open(id, &rule.label);
     let policy = RetryPolicy::new(limits.connect_timeout);
-    match dial_with_retry(policy, || connect(&rule.target)).await {
+    // A vsock attempt may take the whole -connect-timeout (at least the kernel's 2 s), so that a slow peer
+    // is not left with a connection its client already gave up on.
+    let attempt = limits.connect_timeout.max(KERNEL_VSOCK_CONNECT_TIMEOUT);
+    match dial_with_retry(policy, || connect_within(&rule.target, attempt)).await {
         Err(err) => {
             shared.stats.dial_failed();
             match (&rule.target, rule.legacy) {
@@ -167,18 +203,19 @@ where
             }
         }
         Ok(mut target) => {
-            if let Err(err) =
-                copy_both_ways(&mut conn, &mut target, limits.buffer_size, &live.counters).await
-            {
-                let (from, to, source) = match err {
-                    CopyError::AToB(e) => (rule.listen.kind(), rule.target.kind(), e),
-                    CopyError::BToA(e) => (rule.target.kind(), rule.listen.kind(), e),
-                };
-                log_limited!(
-                    shared.budget,
-                    Level::Info,
-                    "{id} error copying from {from} to {to}: {source}"
-                );
+            let copy = CopyLimits {
+                buffer_size: limits.buffer_size,
+                idle_timeout: limits.idle_timeout,
+            };
+            let result = copy_both_ways(&mut conn, &mut target, copy, &live.counters).await;
+            let (listen, target) = (rule.listen.kind(), rule.target.kind());
+            match result {
+                Ok(()) => {}
+                Err(CopyError::Idle(idle)) => {
+                    log::info!("{id} Closing: idle for {idle:?} (-idle-timeout)");
+                }
+                Err(CopyError::AToB(err)) => copy_failed(shared, id, listen, target, &err),
+                Err(CopyError::BToA(err)) => copy_failed(shared, id, target, listen, &err),
             }
             let (read, written) = live.counters.get();
             log::info!("{id} Done. read: {read} written: {written}");
@@ -188,4 +225,12 @@ where
     drop(conn);
     shared.stats.close(id);
     drop(slot);
+}
+
+fn copy_failed(shared: &Shared, id: u64, from: &str, to: &str, err: &io::Error) {
+    log_limited!(
+        shared.budget,
+        Level::Info,
+        "{id} error copying from {from} to {to}: {err}"
+    );
 }

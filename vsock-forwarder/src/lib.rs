@@ -24,6 +24,7 @@ pub mod detach;
 pub mod dial;
 pub mod endpoint;
 pub mod forward;
+pub mod limits;
 pub mod ratelimit;
 pub mod stats;
 pub mod stream;

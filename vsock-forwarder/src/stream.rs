@@ -8,6 +8,7 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -65,6 +66,35 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Whether a stream's peer has closed for good, not merely half-closed: nothing written to the stream
+/// can be read any more. Asked once, after the stream's end-of-file, by [`crate::copy`].
+pub trait PeerProbe {
+    /// True when the peer has closed (or reset) the connection.
+    fn peer_closed(&self) -> bool;
+}
+
+impl PeerProbe for Stream {
+    fn peer_closed(&self) -> bool {
+        match self {
+            Stream::Vsock(s) => crate::sys::peer_closed(s),
+            Stream::Unix(s) => crate::sys::peer_closed(s),
+            Stream::Tcp(s) => crate::sys::peer_closed(s),
+        }
+    }
+}
+
+impl PeerProbe for UnixStream {
+    fn peer_closed(&self) -> bool {
+        crate::sys::peer_closed(self)
+    }
+}
+
+impl PeerProbe for TcpStream {
+    fn peer_closed(&self) -> bool {
+        crate::sys::peer_closed(self)
+    }
+}
+
 /// Dials `endpoint` once.
 pub async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
     match endpoint {
@@ -76,6 +106,28 @@ pub async fn connect(endpoint: &Endpoint) -> io::Result<Stream> {
     }
 }
 
+/// Dials `endpoint` once, allowing a vsock connect `timeout` instead of the kernel's 2 s (unix and TCP
+/// connects are not limited here; callers bound them).
+pub async fn connect_within(endpoint: &Endpoint, timeout: Duration) -> io::Result<Stream> {
+    let Endpoint::Vsock { cid, port } = endpoint else {
+        return connect(endpoint).await;
+    };
+    let fd = crate::sys::register(crate::sys::vsock_start_connect(*cid, *port, timeout)?)?;
+    loop {
+        let mut ready = fd.writable().await?;
+        match crate::sys::connect_result(fd.get_ref()) {
+            // Spurious wake-up: writable but not yet connected.
+            Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => ready.clear_ready(),
+            result => {
+                result?;
+                break;
+            }
+        }
+    }
+    let fd = fd.into_inner();
+    VsockStream::new(vsock::VsockStream::from(fd)).map(Stream::Vsock)
+}
+
 /// Formats a vsock peer the way vsudd does: `%08x.%08x` (CID.port).
 pub fn vsock_peer(addr: &VsockAddr) -> String {
     format!("{:08x}.{:08x}", addr.cid(), addr.port())
@@ -84,7 +136,7 @@ pub fn vsock_peer(addr: &VsockAddr) -> String {
 /// Something that hands out connections: a real listener, or anything a test builds.
 pub trait Acceptor: Send + 'static {
     /// The accepted connection type.
-    type Conn: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    type Conn: AsyncRead + AsyncWrite + PeerProbe + Unpin + Send + 'static;
 
     /// Waits for the next connection and describes its peer for the log.
     fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Conn, String)>> + Send;

@@ -34,7 +34,7 @@ fn log_text(path: &Path) -> String {
 
 #[test]
 fn malformed_specs_exit_2_with_a_clear_message() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["-inport", "1234"],
             "invalid value \"1234\" for flag -inport: Failed to parse: 1234",
@@ -50,6 +50,23 @@ fn malformed_specs_exit_2_with_a_clear_message() {
         (
             &["-syslog", "x:/y"],
             "vsock port \"x\" is neither a decimal number",
+        ),
+        // Above 2^61 used to panic in tokio's semaphore.
+        (
+            &["-max-connections", "4611686018427387904"],
+            "invalid value \"4611686018427387904\" for flag -max-connections: must be between 1 and 1048576",
+        ),
+        (
+            &["-max-connections-per-rule", "1e20"],
+            "for flag -max-connections-per-rule: not a whole number",
+        ),
+        (
+            &["-idle-timeout", "NaN"],
+            "invalid value \"NaN\" for flag -idle-timeout: NaN is not a finite number of seconds",
+        ),
+        (
+            &["-connect-timeout=-1"],
+            "invalid value \"-1\" for flag -connect-timeout: -1 s is negative",
         ),
     ];
     for (i, (args, needle)) in cases.iter().enumerate() {

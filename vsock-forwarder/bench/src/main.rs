@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinSet;
 use vsock_forwarder::endpoint::Endpoint;
-use vsock_forwarder::stream::{Acceptor, Listener, Stream, connect};
+use vsock_forwarder::stream::{Acceptor, Listener, Stream, connect, connect_within};
 
 #[derive(Debug, Parser)]
 #[command(name = "vsock-forwarder-bench")]
@@ -171,12 +171,16 @@ async fn throughput(
     Ok(())
 }
 
-/// Connects, retrying failed attempts for up to `retry` (under TCG a loaded guest's vsock connects can time
-/// out before the listener accepts).
+/// Connects, retrying refused attempts for up to `retry`. Each vsock attempt may itself take up to `retry`
+/// (the kernel's 2 s is too short for a loaded TCG guest): a client that gives up on a connect in flight
+/// leaves the listener a connection it accepted for nobody, which a forwarder then counts and forwards.
 async fn connect_retrying(endpoint: &Endpoint, retry: Duration) -> io::Result<Stream> {
+    if retry.is_zero() {
+        return connect(endpoint).await;
+    }
     let until = Instant::now() + retry;
     loop {
-        match connect(endpoint).await {
+        match connect_within(endpoint, retry).await {
             Err(_) if Instant::now() < until => tokio::time::sleep(Duration::from_millis(50)).await,
             result => return result,
         }

@@ -21,35 +21,47 @@ pub async fn start_forwarder(
     target: Endpoint,
     limits: Limits,
 ) -> (Arc<Shared>, Endpoint) {
-    let rule = Rule {
-        label: listen.to_string(),
-        listen,
-        target,
-        legacy: false,
-    };
-    let listener = forward::bind(&rule)
-        .await
-        .expect("binding the forwarder's listener");
-    let bound = match &listener {
-        Listener::Tcp(l) => Endpoint::Tcp(l.local_addr().expect("tcp local address")),
-        _ => rule.listen.clone(),
-    };
-    let shared = Shared::new(&limits);
-    let forwarder = Arc::new(Forwarder {
-        rule,
-        limits,
-        shared: Arc::clone(&shared),
-    });
-    tokio::spawn(forward::serve(listener, forwarder));
-    (shared, bound)
+    let (shared, mut bound) = start_forwarders(vec![(listen, target)], limits).await;
+    (shared, bound.remove(0))
 }
 
-/// Limits for tests: small buffers, short retries.
+/// Starts one listener per `(listen, target)` rule, sharing the global cap as the daemon's do (each rule
+/// capped at `limits.per_rule(rules.len())`). Returns the shared counters and the bound addresses.
+pub async fn start_forwarders(
+    rules: Vec<(Endpoint, Endpoint)>,
+    limits: Limits,
+) -> (Arc<Shared>, Vec<Endpoint>) {
+    let shared = Shared::new(&limits);
+    let rule_cap = limits.per_rule(rules.len());
+    let mut bound_all = Vec::new();
+    for (listen, target) in rules {
+        let rule = Rule {
+            label: listen.to_string(),
+            listen,
+            target,
+            legacy: false,
+        };
+        let listener = forward::bind(&rule)
+            .await
+            .expect("binding the forwarder's listener");
+        bound_all.push(match &listener {
+            Listener::Tcp(l) => Endpoint::Tcp(l.local_addr().expect("tcp local address")),
+            _ => rule.listen.clone(),
+        });
+        let forwarder = Forwarder::new(rule, limits, Arc::clone(&shared), rule_cap);
+        tokio::spawn(forward::serve(listener, forwarder));
+    }
+    (shared, bound_all)
+}
+
+/// Limits for tests: small buffers, short retries, no idle timeout, the global cap shared evenly.
 pub fn limits(buffer_size: usize, max_connections: usize, connect_timeout: Duration) -> Limits {
     Limits {
         max_connections,
+        max_connections_per_rule: None,
         buffer_size,
         connect_timeout,
+        idle_timeout: None,
     }
 }
 
