@@ -30,6 +30,8 @@ const PACKAGES: &[(&str, &str, &[&str])] = &[
             "etc/init.d/005-volumes",
             "etc/issue",
             "etc/passwd",
+            // linuxkit/init carries it empty so that metadata's bind of it works without a CA image.
+            "etc/ssl/certs",
         ],
     ),
     (
@@ -66,6 +68,55 @@ const PACKAGES: &[(&str, &str, &[&str])] = &[
     ),
     ("vsock-forwarder", "guestkit/vsudd:dev", &["vsudd"]),
 ];
+
+#[test]
+fn the_kernel_package_is_laid_out_as_linuxkit_kernel_images_are() -> Result<()> {
+    let store = ImageStore::new(require_images()?);
+    let image = store.open("guestkit/kernel:6.1", Path::new("."))?;
+    let mut paths: Vec<&str> = image.fs.paths().collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        ["kernel", "kernel.tar"],
+        "what `linuxkit build` reads"
+    );
+    let read = |path: &str| -> Result<Vec<u8>> {
+        match &image.fs.get(path).context(path.to_string())?.kind {
+            xtask::assemble::NodeKind::File { content, .. } => Ok(content.read_all()?),
+            other => anyhow::bail!("{path} is {other:?}"),
+        }
+    };
+    assert_eq!(
+        &read("kernel")?[..4],
+        b"\x7fELF",
+        "an uncompressed vmlinux (PVH)"
+    );
+    let modules = read("kernel.tar")?;
+    let mut names = Vec::new();
+    for entry in tar::Archive::new(&modules[..]).entries()? {
+        names.push(entry?.path()?.to_string_lossy().into_owned());
+    }
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("lib/"),
+        "a tar of lib/, as LinuxKit's"
+    );
+    for index in ["modules.dep", "modules.alias", "modules.builtin"] {
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("lib/modules/") && n.ends_with(index)),
+            "kernel.tar lacks {index}"
+        );
+    }
+    assert!(
+        names.iter().any(|n| n.ends_with("/virtio_net.ko")),
+        "kernel.tar lacks the virtio_net module"
+    );
+    let debian = store.open("debian/kernel", Path::new("."))?;
+    assert!(debian.fs.contains("kernel"), "debian/kernel still resolves");
+    Ok(())
+}
 
 /// The members of a tarball, by name.
 fn members(tarball: &Path) -> Result<BTreeMap<String, Vec<u8>>> {

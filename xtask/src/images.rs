@@ -1,5 +1,5 @@
-//! Composing image filesystems: the `debian/busybox` base image written straight into the store, and the
-//! filesystems of the guestkit packages, which [`crate::packages`] turns into OCI tarballs.
+//! Composing image filesystems: the `debian/busybox` base image and the filesystems of the guestkit
+//! packages, which [`crate::packages`] turns into OCI tarballs.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -152,18 +152,6 @@ impl ImageDir {
         }
         self.copy(&src, path)
     }
-
-    /// Writes `image.json`, the OCI image config (`Cmd`, `Env`).
-    pub fn config(&self, cmd: &[&str]) -> Result<(), ImageError> {
-        let config = serde_json::json!({
-            "architecture": "amd64",
-            "os": "linux",
-            "config": { "Cmd": cmd, "Env": [PATH_ENV] },
-        });
-        let path = self.root.join("image.json");
-        let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
-        fs::write(&path, text).map_err(io("writing", &path))
-    }
 }
 
 fn make_parent(path: &Path) -> Result<(), ImageError> {
@@ -182,14 +170,16 @@ const LIBC: &[&str] = &[
     "lib/x86_64-linux-gnu/libc.so.6",
 ];
 
-/// `debian/busybox:latest`.
-pub fn busybox(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
+/// The filesystem of `debian/busybox:latest`; returns its `Cmd`.
+pub fn busybox(
+    cache: &PackageCache,
+    image: &ImageDir,
+) -> Result<&'static [&'static str], ImageError> {
     let tree = cache.unpacked("busybox-static")?;
-    let image = ImageDir::create(store, "debian/busybox/latest")?;
-    install_busybox(&image, &tree.join("bin/busybox"), &[])?;
+    install_busybox(image, &tree.join("bin/busybox"), &[])?;
     image.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
     image.file("etc/group", b"root:x:0:\n", 0o644)?;
-    image.config(&["/bin/sh"])
+    Ok(&["/bin/sh"])
 }
 
 /// Copies busybox to `/bin/busybox` and links every applet except those in `skip`.
@@ -255,8 +245,17 @@ pub fn init_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<()
     image.link("/init", "sbin/modprobe")?;
     image.link("/init", "sbin/usermode-helper")?;
     image.copy(&bins.join("service"), "usr/bin/service")?;
+    // Bind sources of LinuxKit's packages that no other image provides: metadata binds /etc/ssl/certs (the
+    // CA bundle, when a ca-certificates image fills it), so the directory must exist, empty, as in
+    // linuxkit/init.
+    for dir in INIT_BIND_SOURCES {
+        image.dir(dir, 0o755)?;
+    }
     image.link("/usr/bin/service", "etc/init.d/005-volumes")
 }
+
+/// Directories the init image carries because LinuxKit's packages bind them from the host.
+pub const INIT_BIND_SOURCES: &[&str] = &["etc/ssl/certs"];
 
 /// The getty package: our getty and busybox for login shells. `/etc` comes from `pkg/getty/etc`.
 pub fn getty_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(), ImageError> {

@@ -243,42 +243,7 @@ fn write_layer(tree: &Tree, file: &mut File) -> io::Result<Layer> {
         hasher: Sha256::new(),
         len: 0,
     };
-    let mut builder = tar::Builder::new(uncompressed);
-    for (path, node) in tree.iter() {
-        let mut h = header(tar::EntryType::Regular, node.mode, 0);
-        h.set_uid(node.uid.into());
-        h.set_gid(node.gid.into());
-        match &node.kind {
-            NodeKind::Dir => {
-                h.set_entry_type(tar::EntryType::Directory);
-                builder.append_data(&mut h, format!("{path}/"), io::empty())?;
-            }
-            NodeKind::File { content, size } => {
-                h.set_size(*size);
-                builder.append_data(&mut h, path, content.open()?)?;
-            }
-            NodeKind::Symlink(target) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                builder.append_link(&mut h, path, target)?;
-            }
-            NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
-                let char = matches!(node.kind, NodeKind::CharDevice { .. });
-                h.set_entry_type(if char {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
-                });
-                h.set_device_major(*major)?;
-                h.set_device_minor(*minor)?;
-                builder.append_data(&mut h, path, io::empty())?;
-            }
-            NodeKind::Fifo => {
-                h.set_entry_type(tar::EntryType::Fifo);
-                builder.append_data(&mut h, path, io::empty())?;
-            }
-        }
-    }
-    let uncompressed = builder.into_inner()?;
+    let uncompressed = write_tree_tar(tree, uncompressed)?;
     let diff_id = format!("sha256:{}", hex::encode(uncompressed.hasher.finalize()));
     let compressed = uncompressed.inner.finish()?;
     Ok(Layer {
@@ -286,6 +251,55 @@ fn write_layer(tree: &Tree, file: &mut File) -> io::Result<Layer> {
         size: compressed.len,
         diff_id,
     })
+}
+
+/// Writes the tree as a tar archive in path order (directories end in `/`, times are 0, owners and modes
+/// as in the tree): the form of image layers and of a kernel image's `kernel.tar`. Returns the writer.
+pub fn write_tree_tar<W: Write>(tree: &Tree, out: W) -> io::Result<W> {
+    let mut builder = tar::Builder::new(out);
+    for (path, node) in tree.iter() {
+        append_node(&mut builder, path, node)?;
+    }
+    builder.into_inner()
+}
+
+fn append_node<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &str,
+    node: &crate::assemble::Node,
+) -> io::Result<()> {
+    let mut h = header(tar::EntryType::Regular, node.mode, 0);
+    h.set_uid(node.uid.into());
+    h.set_gid(node.gid.into());
+    match &node.kind {
+        NodeKind::Dir => {
+            h.set_entry_type(tar::EntryType::Directory);
+            builder.append_data(&mut h, format!("{path}/"), io::empty())
+        }
+        NodeKind::File { content, size } => {
+            h.set_size(*size);
+            builder.append_data(&mut h, path, content.open()?)
+        }
+        NodeKind::Symlink(target) => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            builder.append_link(&mut h, path, target)
+        }
+        NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
+            let char = matches!(node.kind, NodeKind::CharDevice { .. });
+            h.set_entry_type(if char {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            });
+            h.set_device_major(*major)?;
+            h.set_device_minor(*minor)?;
+            builder.append_data(&mut h, path, io::empty())
+        }
+        NodeKind::Fifo => {
+            h.set_entry_type(tar::EntryType::Fifo);
+            builder.append_data(&mut h, path, io::empty())
+        }
+    }
 }
 
 #[cfg(test)]
