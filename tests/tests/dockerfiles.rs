@@ -297,6 +297,9 @@ fn every_dockerfile_lays_out_the_files_of_the_docker_less_build() -> Result<()> 
     let mut differences = Vec::new();
     for entry in std::fs::read_dir(paths.pkg())? {
         let dir = entry?.path();
+        if !dir.is_dir() {
+            continue;
+        }
         let Some(package) = dir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
