@@ -7,7 +7,9 @@
 //!   `apk add busybox-static` unpack Debian's packages into the chroot (Alpine's `busybox.static` is
 //!   Debian's busybox-static), and the Rust build stage gets the release binaries `cargo xtask images`
 //!   built at the paths `cargo build` writes them to; the `apt-get`, `apk` and `cargo` commands are
-//!   dropped, every other command of each `RUN` runs with the chroot's busybox `sh`;
+//!   dropped, a `go build -o PATH` places the static runc or ctr `cargo xtask images` built with the same
+//!   command (`xtask/src/static_go.rs`) at `PATH`, and every other command of each `RUN` runs with the
+//!   chroot's busybox `sh`;
 //! - `COPY` from the build context copies from the package directory (the `workspace/` source tree is
 //!   only cargo's input and is not copied), `COPY --from` copies from an earlier stage's chroot;
 //! - the last stage's tree is compared with the package image in the store: the same paths, kinds and
@@ -23,6 +25,7 @@ use xtask::assemble::NodeKind;
 use xtask::debian::PackageCache;
 use xtask::images::GUEST_TARGET;
 use xtask::packages::BuildYml;
+use xtask::static_go::StaticTools;
 use xtask::store::{ImageStore, tree_from_dir};
 
 /// One instruction of a Dockerfile, continuation lines joined.
@@ -115,6 +118,7 @@ struct Stage {
 
 struct Player<'a> {
     cache: &'a PackageCache,
+    tools: &'a StaticTools,
     context: PathBuf,
     bins: PathBuf,
     work: PathBuf,
@@ -188,24 +192,54 @@ impl Player<'_> {
         Ok(())
     }
 
+    /// Runs a `RUN`'s commands in order: shell commands in the chroot, the stand-ins for the rest.
     fn run_instruction(&mut self, script: &str) -> Result<()> {
         let mut kept = Vec::new();
         for segment in script.split("&&").map(str::trim) {
             let first = segment.split_whitespace().next().unwrap_or_default();
+            let special =
+                matches!(first, "apt-get" | "apk" | "cargo") || segment.contains(" go build ");
+            if !special {
+                kept.push(segment.to_string());
+                continue;
+            }
+            self.shell(&std::mem::take(&mut kept))?;
             match first {
                 "apt-get" | "apk" => self.install(&debian_packages(segment))?,
                 "cargo" => {}
-                _ => kept.push(segment.to_string()),
+                _ => self.go_build(segment)?,
             }
         }
-        if kept.is_empty() {
+        self.shell(&kept)
+    }
+
+    fn shell(&mut self, commands: &[String]) -> Result<()> {
+        if commands.is_empty() {
             return Ok(());
         }
         let stage = self.stage()?;
-        let script = format!("cd {} && {}", stage.workdir, kept.join(" && "));
+        let script = format!("cd {} && {}", stage.workdir, commands.join(" && "));
         run(Command::new("chroot")
             .arg(&stage.root)
             .args(["/bin/sh", "-e", "-c", &script]))
+    }
+
+    /// Places the static binary `go build -o PATH` names (by its file name) at `PATH`.
+    fn go_build(&mut self, segment: &str) -> Result<()> {
+        let words: Vec<&str> = segment.split_whitespace().collect();
+        let output = words
+            .windows(2)
+            .find(|w| w[0] == "-o")
+            .map(|w| w[1])
+            .with_context(|| format!("go build without -o: {segment}"))?;
+        let built = match Path::new(output).file_name().and_then(|n| n.to_str()) {
+            Some("runc") => &self.tools.runc,
+            Some("ctr") => &self.tools.ctr,
+            _ => bail!("go build of an unknown tool: {segment}"),
+        };
+        let dest = self.stage()?.root.join(output.trim_start_matches('/'));
+        std::fs::copy(built, &dest).with_context(|| format!("placing {}", dest.display()))?;
+        Ok(())
     }
 
     fn copy(&mut self, from: Option<&str>, src: &str, dest: &str) -> Result<()> {
@@ -294,6 +328,7 @@ fn every_dockerfile_lays_out_the_files_of_the_docker_less_build() -> Result<()> 
     let store = ImageStore::new(require_images()?);
     let paths = paths();
     let cache = PackageCache::new(paths.debs());
+    let tools = xtask::static_go::build(&paths.static_go())?;
     let mut differences = Vec::new();
     for entry in std::fs::read_dir(paths.pkg())? {
         let dir = entry?.path();
@@ -307,6 +342,7 @@ fn every_dockerfile_lays_out_the_files_of_the_docker_less_build() -> Result<()> 
             .with_context(|| format!("{}: no Dockerfile", dir.display()))?;
         let mut player = Player {
             cache: &cache,
+            tools: &tools,
             context: dir.clone(),
             bins: paths
                 .workspace

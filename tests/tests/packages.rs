@@ -41,7 +41,6 @@ const PACKAGES: &[(&str, &str, &[&str])] = &[
             "usr/bin/runc",
             "etc/init.d/010-onboot",
             "etc/shutdown.d/010-onshutdown",
-            "lib64/ld-linux-x86-64.so.2",
         ],
     ),
     (
@@ -232,5 +231,56 @@ fn hook_symlinks_point_at_service() -> Result<()> {
             "{reference}: {hook}"
         );
     }
+    Ok(())
+}
+
+/// Whether an ELF64 file names a program interpreter (is dynamically linked).
+fn has_interpreter(elf: &[u8]) -> Result<bool> {
+    ensure!(elf.len() > 0x40 && &elf[..4] == b"\x7fELF", "not ELF64");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let mut offset = [0u8; 8];
+    offset.copy_from_slice(&elf[0x20..0x28]);
+    let (phoff, size, count) = (
+        u64::from_le_bytes(offset) as usize,
+        u16_at(0x36),
+        u16_at(0x38),
+    );
+    for i in 0..count {
+        let at = phoff + i * size;
+        let header = elf.get(at..at + 4).context("program header past the end")?;
+        if u32::from_le_bytes([header[0], header[1], header[2], header[3]]) == 3 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[test]
+fn runc_and_ctr_are_static_so_they_run_in_any_container() -> Result<()> {
+    let store = ImageStore::new(require_images()?);
+    for (reference, path) in [
+        ("guestkit/runc:dev", "usr/bin/runc"),
+        ("guestkit/containerd:dev", "usr/bin/ctr"),
+    ] {
+        let image = store.open(reference, Path::new("."))?;
+        let data = match &image
+            .fs
+            .get(path)
+            .with_context(|| format!("{reference}: no {path}"))?
+            .kind
+        {
+            xtask::assemble::NodeKind::File { content, .. } => content.read_all()?,
+            other => anyhow::bail!("{reference}: {path} is {other:?}"),
+        };
+        ensure!(
+            !has_interpreter(&data)?,
+            "{reference}: {path} is dynamically linked; getty and sshd bind it into containers without glibc"
+        );
+    }
+    let host_runc = std::fs::read("/usr/sbin/runc")?;
+    ensure!(
+        has_interpreter(&host_runc)?,
+        "the check sees Debian's dynamic runc as dynamic"
+    );
     Ok(())
 }

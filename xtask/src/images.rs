@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::debian::{self, DebianError, PackageCache};
+use crate::static_go::{StaticGoError, StaticTools};
 
 /// Errors while composing images.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,9 @@ pub enum ImageError {
     /// Fetching or unpacking a package failed.
     #[error(transparent)]
     Debian(#[from] DebianError),
+    /// Building the static runc or ctr failed.
+    #[error(transparent)]
+    StaticGo(#[from] StaticGoError),
     /// `cargo build` of the guest binaries failed.
     #[error("building the guest binaries failed ({0})")]
     Cargo(std::process::ExitStatus),
@@ -164,7 +168,7 @@ fn make_parent(path: &Path) -> Result<(), ImageError> {
 /// The `PATH` every image sets.
 pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The libraries Debian's dynamically linked runc and containerd need.
+/// The libraries Debian's dynamically linked containerd and shim need.
 const LIBC: &[&str] = &[
     "lib64/ld-linux-x86-64.so.2",
     "lib/x86_64-linux-gnu/libc.so.6",
@@ -198,30 +202,28 @@ fn install_busybox(image: &ImageDir, busybox: &Path, skip: &[&str]) -> Result<()
     Ok(())
 }
 
-/// The runc package: Debian's runc (at LinuxKit's path, `/usr/bin/runc`) with its libraries and the
+/// The runc package: a static runc (built from Debian's sources, see [`crate::static_go`]) at LinuxKit's
+/// path, `/usr/bin/runc`, so that it also runs where getty and sshd bind it into their containers, and the
 /// onboot/onshutdown hooks.
-pub fn runc_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), ImageError> {
-    let runc = cache.unpacked("runc")?;
-    image.copy(&runc.join("usr/sbin/runc"), "usr/bin/runc")?;
-    let libc = cache.unpacked("libc6")?;
-    for lib in LIBC {
-        image.copy_from_tree(&libc, lib)?;
-    }
-    image.copy_from_tree(
-        &cache.unpacked("libseccomp2")?,
-        "usr/lib/x86_64-linux-gnu/libseccomp.so.2",
-    )?;
+pub fn runc_fs(image: &ImageDir, tools: &StaticTools) -> Result<(), ImageError> {
+    image.copy(&tools.runc, "usr/bin/runc")?;
     image.link("/usr/bin/service", "etc/init.d/010-onboot")?;
     image.link("/usr/bin/service", "etc/shutdown.d/010-onshutdown")
 }
 
-/// The containerd package: Debian's containerd, shim and ctr with their libraries and the system-init
-/// hook (its configuration comes from `pkg/containerd/etc`).
-pub fn containerd_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), ImageError> {
+/// The containerd package: Debian's containerd and shim with their libraries, a static ctr (it is bound
+/// into getty and sshd containers) and the system-init hook (its configuration comes from
+/// `pkg/containerd/etc`).
+pub fn containerd_fs(
+    cache: &PackageCache,
+    image: &ImageDir,
+    tools: &StaticTools,
+) -> Result<(), ImageError> {
     let tree = cache.unpacked("containerd")?;
-    for bin in ["containerd", "containerd-shim-runc-v2", "ctr"] {
+    for bin in ["containerd", "containerd-shim-runc-v2"] {
         image.copy(&tree.join("usr/bin").join(bin), &format!("usr/bin/{bin}"))?;
     }
+    image.copy(&tools.ctr, "usr/bin/ctr")?;
     let libc = cache.unpacked("libc6")?;
     for lib in LIBC {
         image.copy_from_tree(&libc, lib)?;

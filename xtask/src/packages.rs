@@ -18,6 +18,7 @@ use crate::blueprint::{ImageConfig, parse_image_config};
 use crate::debian::PackageCache;
 use crate::images::{self, ImageDir, ImageError};
 use crate::kernel::{self, KernelError, KernelImage};
+use crate::static_go::StaticTools;
 use crate::store::{OciImage, split_reference, tree_from_dir, write_oci_tarball};
 
 /// The tag the package build writes.
@@ -125,6 +126,8 @@ pub struct Inputs<'a> {
     pub cache: &'a PackageCache,
     /// The kernel image (`debian/kernel`), packaged as `guestkit/kernel`.
     pub kernel: &'a KernelImage,
+    /// The static runc and ctr.
+    pub tools: &'a StaticTools,
     /// The static guest binaries.
     pub bins: &'a Path,
     /// `pkg/`.
@@ -272,8 +275,8 @@ fn populate(
     let cmd = |args: &[&str]| Some(args.iter().map(|s| s.to_string()).collect());
     match package {
         "init" => images::init_fs(inputs.cache, image, inputs.bins).map(|_| None),
-        "runc" => images::runc_fs(inputs.cache, image).map(|_| None),
-        "containerd" => images::containerd_fs(inputs.cache, image).map(|_| None),
+        "runc" => images::runc_fs(image, inputs.tools).map(|_| None),
+        "containerd" => images::containerd_fs(inputs.cache, image, inputs.tools).map(|_| None),
         "metadata" => {
             image.copy(&inputs.bins.join("metadata"), "usr/bin/metadata")?;
             // Mount points for build.yml's binds: the container is read-only, so runc cannot make them.
