@@ -1,5 +1,6 @@
-//! LinuxKit's own package tests, with guestkit's images in place of LinuxKit's, in one boot:
+//! LinuxKit's own package tests, with guestkit's images in place of LinuxKit's.
 //!
+//! One boot:
 //! - `040_packages/013_metadata/000_cidata`'s blueprint: the kernel package, init and runc only, metadata
 //!   from `guestkit/metadata` as an onboot container with no `files:` entry for its `/etc/ssl/certs` bind
 //!   (the init image carries the directory, as `linuxkit/init` does), a NoCloud CD-ROM, a check container
@@ -8,12 +9,22 @@
 //! - Before the check, a container binds every host path LinuxKit's packages bind (getty, sshd, metadata,
 //!   modprobe, kmsg, memlogd, logwrite, openntpd) that exists at onboot time in an init+runc image: runc
 //!   refuses a bind whose source is missing, so the container runs only when every source is there.
+//!
+//! Another boot: `040_packages/007_getty-containerd`: `examples/getty.yml` (init, runc, containerd and the
+//! getty service, root's password from `/etc/getty.shadow`); after a password login on ttyS0, `ctr` and
+//! `runc`, bound by the getty package from the init image into the getty container (which has no glibc),
+//! run there: `ctr --version`, `runc --version` and `ctr -n services.linuxkit tasks ls` listing getty.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use system_tests::{EXIT_TIMEOUT, LINE_TIMEOUT, VmExit, assemble_yaml, boot, scratch};
+use std::time::Duration;
+
+use system_tests::{
+    EXIT_TIMEOUT, LINE_TIMEOUT, SocketSerialVm, VmExit, assemble, assemble_yaml, boot, scratch,
+    workspace_file,
+};
 
 /// The userdata on the CD-ROM; the check looks for the secret in it, as LinuxKit's test does.
 const USERDATA: &str = "{\"secret\": {\"content\": \"supersecret\\n\"}}\n";
@@ -119,5 +130,46 @@ fn linuxkit_cidata_test_passes_with_guestkit_images_and_every_bind_source_exists
         !console.contains("metadata test suite FAILED"),
         "the check failed"
     );
+    Ok(())
+}
+
+/// root's password in `examples/getty.yml`'s `etc/getty.shadow`.
+const ROOT_PASSWORD: &str = "guestkit";
+
+/// How often an unanswered console gets another Enter.
+const PROMPT_EVERY: Duration = Duration::from_secs(3);
+
+#[test]
+fn ctr_and_runc_run_inside_the_getty_container() -> Result<()> {
+    let config = assemble(&workspace_file("examples/getty.yml"), "linuxkit-getty-ctr")?;
+    let mut vm = SocketSerialVm::start(&config)?;
+    let tty = &vm.ttys0;
+    tty.wait_for("getty: starting getty for ttyS0", LINE_TIMEOUT)?;
+    tty.prompt_until("\r", " login: ", PROMPT_EVERY, LINE_TIMEOUT)?;
+    tty.send("root\r")?;
+    tty.wait_for("Password: ", LINE_TIMEOUT)?;
+    tty.send(&format!("{ROOT_PASSWORD}\r"))?;
+    tty.wait_for("(ns: getty) ", LINE_TIMEOUT)
+        .context("no shell in the getty container")?;
+    for (command, expected) in [
+        (
+            "ctr --version\r",
+            "ctr github.com/containerd/containerd 1.6",
+        ),
+        ("runc --version\r", "runc version 1.1"),
+        ("ctr -n services.linuxkit tasks ls\r", "RUNNING"),
+    ] {
+        tty.send(command)?;
+        tty.wait_for(expected, LINE_TIMEOUT).with_context(|| {
+            format!(
+                "{} in the getty container: no {expected:?}; ttyS0 log: {}.log",
+                command.trim(),
+                tty.path().display()
+            )
+        })?;
+    }
+    vm.power_button()?;
+    let exit = vm.wait_exit(EXIT_TIMEOUT)?;
+    ensure!(exit == VmExit::PoweredOff, "guest ended {exit:?}");
     Ok(())
 }
