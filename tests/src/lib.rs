@@ -38,8 +38,9 @@ pub fn require_images() -> Result<PathBuf> {
     let store = paths().store();
     for image in [
         "debian/kernel/latest/rootfs/kernel",
+        "guestkit/kernel/6.1.tar",
         "guestkit/init/dev.tar",
-        "debian/busybox/latest",
+        "debian/busybox/latest.tar",
     ] {
         if !store.join(image).exists() {
             bail!(

@@ -1,5 +1,5 @@
-//! Composing image filesystems: the `debian/busybox` base image written straight into the store, and the
-//! filesystems of the guestkit packages, which [`crate::packages`] turns into OCI tarballs.
+//! Composing image filesystems: the `debian/busybox` base image and the filesystems of the guestkit
+//! packages, which [`crate::packages`] turns into OCI tarballs.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::debian::{self, DebianError, PackageCache};
+use crate::static_go::{StaticGoError, StaticTools};
 
 /// Errors while composing images.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +15,9 @@ pub enum ImageError {
     /// Fetching or unpacking a package failed.
     #[error(transparent)]
     Debian(#[from] DebianError),
+    /// Building the static runc or ctr failed.
+    #[error(transparent)]
+    StaticGo(#[from] StaticGoError),
     /// `cargo build` of the guest binaries failed.
     #[error("building the guest binaries failed ({0})")]
     Cargo(std::process::ExitStatus),
@@ -152,18 +156,6 @@ impl ImageDir {
         }
         self.copy(&src, path)
     }
-
-    /// Writes `image.json`, the OCI image config (`Cmd`, `Env`).
-    pub fn config(&self, cmd: &[&str]) -> Result<(), ImageError> {
-        let config = serde_json::json!({
-            "architecture": "amd64",
-            "os": "linux",
-            "config": { "Cmd": cmd, "Env": [PATH_ENV] },
-        });
-        let path = self.root.join("image.json");
-        let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
-        fs::write(&path, text).map_err(io("writing", &path))
-    }
 }
 
 fn make_parent(path: &Path) -> Result<(), ImageError> {
@@ -176,20 +168,22 @@ fn make_parent(path: &Path) -> Result<(), ImageError> {
 /// The `PATH` every image sets.
 pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The libraries Debian's dynamically linked runc and containerd need.
+/// The libraries Debian's dynamically linked containerd and shim need.
 const LIBC: &[&str] = &[
     "lib64/ld-linux-x86-64.so.2",
     "lib/x86_64-linux-gnu/libc.so.6",
 ];
 
-/// `debian/busybox:latest`.
-pub fn busybox(cache: &PackageCache, store: &Path) -> Result<(), ImageError> {
+/// The filesystem of `debian/busybox:latest`; returns its `Cmd`.
+pub fn busybox(
+    cache: &PackageCache,
+    image: &ImageDir,
+) -> Result<&'static [&'static str], ImageError> {
     let tree = cache.unpacked("busybox-static")?;
-    let image = ImageDir::create(store, "debian/busybox/latest")?;
-    install_busybox(&image, &tree.join("bin/busybox"), &[])?;
+    install_busybox(image, &tree.join("bin/busybox"), &[])?;
     image.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)?;
     image.file("etc/group", b"root:x:0:\n", 0o644)?;
-    image.config(&["/bin/sh"])
+    Ok(&["/bin/sh"])
 }
 
 /// Copies busybox to `/bin/busybox` and links every applet except those in `skip`.
@@ -208,30 +202,28 @@ fn install_busybox(image: &ImageDir, busybox: &Path, skip: &[&str]) -> Result<()
     Ok(())
 }
 
-/// The runc package: Debian's runc (at LinuxKit's path, `/usr/bin/runc`) with its libraries and the
+/// The runc package: a static runc (built from Debian's sources, see [`crate::static_go`]) at LinuxKit's
+/// path, `/usr/bin/runc`, so that it also runs where getty and sshd bind it into their containers, and the
 /// onboot/onshutdown hooks.
-pub fn runc_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), ImageError> {
-    let runc = cache.unpacked("runc")?;
-    image.copy(&runc.join("usr/sbin/runc"), "usr/bin/runc")?;
-    let libc = cache.unpacked("libc6")?;
-    for lib in LIBC {
-        image.copy_from_tree(&libc, lib)?;
-    }
-    image.copy_from_tree(
-        &cache.unpacked("libseccomp2")?,
-        "usr/lib/x86_64-linux-gnu/libseccomp.so.2",
-    )?;
+pub fn runc_fs(image: &ImageDir, tools: &StaticTools) -> Result<(), ImageError> {
+    image.copy(&tools.runc, "usr/bin/runc")?;
     image.link("/usr/bin/service", "etc/init.d/010-onboot")?;
     image.link("/usr/bin/service", "etc/shutdown.d/010-onshutdown")
 }
 
-/// The containerd package: Debian's containerd, shim and ctr with their libraries and the system-init
-/// hook (its configuration comes from `pkg/containerd/etc`).
-pub fn containerd_fs(cache: &PackageCache, image: &ImageDir) -> Result<(), ImageError> {
+/// The containerd package: Debian's containerd and shim with their libraries, a static ctr (it is bound
+/// into getty and sshd containers) and the system-init hook (its configuration comes from
+/// `pkg/containerd/etc`).
+pub fn containerd_fs(
+    cache: &PackageCache,
+    image: &ImageDir,
+    tools: &StaticTools,
+) -> Result<(), ImageError> {
     let tree = cache.unpacked("containerd")?;
-    for bin in ["containerd", "containerd-shim-runc-v2", "ctr"] {
+    for bin in ["containerd", "containerd-shim-runc-v2"] {
         image.copy(&tree.join("usr/bin").join(bin), &format!("usr/bin/{bin}"))?;
     }
+    image.copy(&tools.ctr, "usr/bin/ctr")?;
     let libc = cache.unpacked("libc6")?;
     for lib in LIBC {
         image.copy_from_tree(&libc, lib)?;
@@ -255,8 +247,17 @@ pub fn init_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<()
     image.link("/init", "sbin/modprobe")?;
     image.link("/init", "sbin/usermode-helper")?;
     image.copy(&bins.join("service"), "usr/bin/service")?;
+    // Bind sources of LinuxKit's packages that no other image provides: metadata binds /etc/ssl/certs (the
+    // CA bundle, when a ca-certificates image fills it), so the directory must exist, empty, as in
+    // linuxkit/init.
+    for dir in INIT_BIND_SOURCES {
+        image.dir(dir, 0o755)?;
+    }
     image.link("/usr/bin/service", "etc/init.d/005-volumes")
 }
+
+/// Directories the init image carries because LinuxKit's packages bind them from the host.
+pub const INIT_BIND_SOURCES: &[&str] = &["etc/ssl/certs"];
 
 /// The getty package: our getty and busybox for login shells. `/etc` comes from `pkg/getty/etc`.
 pub fn getty_fs(cache: &PackageCache, image: &ImageDir, bins: &Path) -> Result<(), ImageError> {

@@ -3,15 +3,22 @@
 //! `modules.dep`/`modules.alias` indexes that `init` uses for native cold plug.
 //!
 //! The image is written to the store as `debian/kernel:latest`: `rootfs/kernel` is the boot file and
-//! `rootfs/lib/modules/<version>/` is merged into the initramfs by the assembler, like the `kernel.tar` of a
-//! LinuxKit kernel image.
+//! `rootfs/lib/modules/<version>/` is merged into the initramfs by the assembler. The same files are also
+//! packaged as LinuxKit lays out its kernel images ([`package_tree`]): `/kernel` and `/kernel.tar` (a tar of
+//! `lib/modules/<version>/`), the two files `linuxkit build` reads, published as `guestkit/kernel` with the
+//! tags of [`package_tags`].
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::assemble::{Content, Node, Tree};
 use crate::debian::{self, DebianError, PackageCache};
+use crate::store::{tree_from_dir, write_tree_tar};
+
+/// The repository of the kernel package.
+pub const PACKAGE_REPO: &str = "guestkit/kernel";
 
 /// The modules the kernel image carries (dependencies are added automatically). Everything a guestkit
 /// image can meet under qemu: virtio devices, CD-ROMs, file systems, vsock, the ACPI power button, pvpanic
@@ -97,6 +104,8 @@ fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KernelErr
 pub struct KernelImage {
     /// The kernel release, e.g. `6.1.0-56-amd64`.
     pub version: String,
+    /// Debian's version of the kernel package, e.g. `6.1.192-3`.
+    pub package_version: String,
     /// The image's root (`.../debian/kernel/latest/rootfs`).
     pub rootfs: PathBuf,
 }
@@ -109,10 +118,20 @@ pub fn build(cache: &PackageCache, store: &Path) -> Result<KernelImage, KernelEr
     let image = store.join("debian/kernel/latest");
     let rootfs = image.join("rootfs");
     let stamp = image.join("version");
+    let deb = cache.deb(&package)?;
+    let package_version =
+        debian::run("dpkg-deb", &["-f", &deb.to_string_lossy(), "Version"], None)?
+            .trim()
+            .to_string();
+    let built = KernelImage {
+        version: version.clone(),
+        package_version,
+        rootfs: rootfs.clone(),
+    };
     if fs::read_to_string(&stamp).is_ok_and(|v| v.trim() == version)
         && rootfs.join("kernel").exists()
     {
-        return Ok(KernelImage { version, rootfs });
+        return Ok(built);
     }
     let tree = cache.unpacked(&package)?;
     if image.exists() {
@@ -125,7 +144,51 @@ pub fn build(cache: &PackageCache, store: &Path) -> Result<KernelImage, KernelEr
     )?;
     copy_modules(&tree, &rootfs, &version)?;
     fs::write(&stamp, &version).map_err(io("writing", &stamp))?;
-    Ok(KernelImage { version, rootfs })
+    Ok(built)
+}
+
+/// The tags of the kernel package, most stable first: the series (`6.1`, which stays valid when Debian
+/// publishes a point release, and which the examples use), Debian's package version (`6.1.192-3`) and the
+/// kernel release (`6.1.0-57-amd64`, what `uname -r` says). Characters a tag cannot hold become `_`.
+pub fn package_tags(kernel: &KernelImage) -> Vec<String> {
+    let series: Vec<&str> = kernel.version.split(['.', '-']).take(2).collect();
+    let tag = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c.is_ascii_alphanumeric() || "._-".contains(c) {
+                true => c,
+                false => '_',
+            })
+            .collect()
+    };
+    vec![
+        tag(&series.join(".")),
+        tag(&kernel.package_version),
+        tag(&kernel.version),
+    ]
+}
+
+/// The kernel package's filesystem, as LinuxKit's kernel images hold it: `kernel` (the boot file) and
+/// `kernel.tar` (`lib/modules/<version>/` with the depmod indexes), written to `stage/kernel.tar`.
+pub fn package_tree(kernel: &KernelImage, stage: &Path) -> Result<Tree, KernelError> {
+    let lib = kernel.rootfs.join("lib");
+    let mut modules = Tree::new();
+    modules.insert("lib", Node::dir(0o755));
+    modules.merge("lib", &tree_from_dir(&lib).map_err(io("reading", &lib))?);
+    fs::create_dir_all(stage).map_err(io("creating", stage))?;
+    let tar_path = stage.join("kernel.tar");
+    let file = fs::File::create(&tar_path).map_err(io("creating", &tar_path))?;
+    write_tree_tar(&modules, std::io::BufWriter::new(file))
+        .and_then(|mut w| w.flush())
+        .map_err(io("writing", &tar_path))?;
+    let mut tree = Tree::new();
+    for (name, path) in [
+        ("kernel", kernel.rootfs.join("kernel")),
+        ("kernel.tar", tar_path),
+    ] {
+        let size = fs::metadata(&path).map_err(io("reading", &path))?.len();
+        tree.insert(name, Node::file(Content::Path(path), size, 0o644));
+    }
+    Ok(tree)
 }
 
 /// Finds the XZ stream in a bzImage and decompresses it into an ELF `vmlinux`.
@@ -201,4 +264,22 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), KernelError> {
     }
     fs::copy(from, to).map_err(io("copying", from))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_tags_are_the_series_the_debian_version_and_the_release() {
+        let kernel = KernelImage {
+            version: "6.1.0-57-amd64".into(),
+            package_version: "6.1.192-3~bpo12+1".into(),
+            rootfs: PathBuf::new(),
+        };
+        assert_eq!(
+            package_tags(&kernel),
+            ["6.1", "6.1.192-3_bpo12_1", "6.1.0-57-amd64"]
+        );
+    }
 }

@@ -10,6 +10,7 @@ pub mod images;
 pub mod kernel;
 pub mod oci_config;
 pub mod packages;
+pub mod static_go;
 pub mod store;
 pub mod vm;
 
@@ -55,6 +56,11 @@ impl Paths {
     /// The Debian package cache.
     pub fn debs(&self) -> PathBuf {
         self.out().join("debs")
+    }
+
+    /// The static runc and ctr and their Go build cache.
+    pub fn static_go(&self) -> PathBuf {
+        self.out().join("static-go")
     }
 }
 

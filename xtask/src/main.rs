@@ -98,11 +98,14 @@ fn build_images(paths: &Paths) -> Result<()> {
     let store = paths.store();
     let k = kernel::build(&cache, &store).context("building the kernel image")?;
     eprintln!("xtask: kernel {} in {}", k.version, k.rootfs.display());
-    images::busybox(&cache, &store).context("building debian/busybox")?;
     let bins = images::build_guest_binaries(&paths.workspace)?;
+    let tools =
+        xtask::static_go::build(&paths.static_go()).context("building static runc and ctr")?;
     let stage = paths.out().join("pkg-stage");
     let inputs = packages::Inputs {
         cache: &cache,
+        kernel: &k,
+        tools: &tools,
         bins: &bins,
         pkg: &paths.pkg(),
         stage: &stage,

@@ -1,18 +1,25 @@
 //! The Docker-less package build: every `pkg/<dir>` becomes an OCI image layout tarball, written from the
 //! static release binaries and Debian's packages, with the `org.mobyproject.config` label taken from the
 //! package's `build.yml` `config:`. The tarballs go to `out/pkg/<org>-<image>.tar` (for `docker load`,
-//! `skopeo` or `linuxkit cache import`) and into the image store as `<org>/<image>:dev`, where the
-//! assembler and the system tests take them from.
+//! `skopeo`, `ctr images import` or `linuxkit cache import`) and into the image store as
+//! `<org>/<image>:dev`, where the assembler and the system tests take them from.
+//!
+//! The two images the examples need besides these are exported the same way, so that a LinuxKit cache
+//! filled only from `out/pkg/` builds every example: the kernel package (`guestkit/kernel`, see
+//! [`crate::kernel::package_tree`]) and the busybox base (`debian/busybox:latest`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::assemble::Tree;
 use crate::blueprint::{ImageConfig, parse_image_config};
 use crate::debian::PackageCache;
 use crate::images::{self, ImageDir, ImageError};
-use crate::store::{OciImage, tree_from_dir, write_oci_tarball};
+use crate::kernel::{self, KernelError, KernelImage};
+use crate::static_go::StaticTools;
+use crate::store::{OciImage, split_reference, tree_from_dir, write_oci_tarball};
 
 /// The tag the package build writes.
 pub const TAG: &str = "dev";
@@ -37,6 +44,9 @@ pub enum PackageError {
         /// What is wrong.
         problem: String,
     },
+    /// Packaging the kernel failed.
+    #[error("kernel package")]
+    Kernel(#[from] KernelError),
     /// Writing the tarball failed.
     #[error("writing {path}")]
     Write {
@@ -114,6 +124,10 @@ const PACKAGES: &[&str] = &[
 pub struct Inputs<'a> {
     /// The Debian package cache.
     pub cache: &'a PackageCache,
+    /// The kernel image (`debian/kernel`), packaged as `guestkit/kernel`.
+    pub kernel: &'a KernelImage,
+    /// The static runc and ctr.
+    pub tools: &'a StaticTools,
     /// The static guest binaries.
     pub bins: &'a Path,
     /// `pkg/`.
@@ -122,16 +136,26 @@ pub struct Inputs<'a> {
     pub stage: &'a Path,
 }
 
-/// Builds every package; returns the tarballs written to `out_dir`.
+/// The busybox base image, `debian/busybox:latest`, and its tarball name.
+pub const BUSYBOX: (&str, &str) = ("debian/busybox:latest", "debian-busybox.tar");
+
+/// The kernel package's tarball name.
+pub const KERNEL_TARBALL: &str = "guestkit-kernel.tar";
+
+/// Builds every package, the kernel package and the busybox base; returns the tarballs written to
+/// `out_dir`.
 pub fn build_all(
     inputs: &Inputs,
     store: &Path,
     out_dir: &Path,
 ) -> Result<Vec<PathBuf>, PackageError> {
-    PACKAGES
+    let mut written: Vec<PathBuf> = PACKAGES
         .iter()
         .map(|p| build_one(inputs, p, store, out_dir))
-        .collect()
+        .collect::<Result<_, _>>()?;
+    written.push(build_busybox(inputs, store, out_dir)?);
+    written.push(build_kernel(inputs, store, out_dir)?);
+    Ok(written)
 }
 
 fn build_one(
@@ -160,11 +184,54 @@ fn build_one(
             .map_err(|e| write_err(out_dir, e))?;
     }
     let tarball = out_dir.join(format!("{}-{}.tar", build.org, build.image));
-    fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, e))?;
     let tree = tree_from_dir(&image.rootfs()).map_err(|e| write_err(&tarball, e))?;
-    write_oci_tarball(&tree, &oci, &tarball).map_err(|e| write_err(&tarball, e))?;
-    install_in_store(&tarball, store, &build)?;
+    export(&tree, &oci, &tarball, store)?;
     Ok(tarball)
+}
+
+fn build_busybox(inputs: &Inputs, store: &Path, out_dir: &Path) -> Result<PathBuf, PackageError> {
+    let (reference, name) = BUSYBOX;
+    let wrap = |source| PackageError::Image {
+        package: reference.into(),
+        source,
+    };
+    let image = ImageDir::create(inputs.stage, "busybox").map_err(wrap)?;
+    let cmd = images::busybox(inputs.cache, &image).map_err(wrap)?;
+    let oci = OciImage {
+        reference: reference.into(),
+        cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+        env: vec![images::PATH_ENV.into()],
+        ..OciImage::default()
+    };
+    let tarball = out_dir.join(name);
+    let tree = tree_from_dir(&image.rootfs()).map_err(|e| write_err(&tarball, e))?;
+    export(&tree, &oci, &tarball, store)?;
+    Ok(tarball)
+}
+
+fn build_kernel(inputs: &Inputs, store: &Path, out_dir: &Path) -> Result<PathBuf, PackageError> {
+    let tree = kernel::package_tree(inputs.kernel, &inputs.stage.join("kernel"))?;
+    let mut tags = kernel::package_tags(inputs.kernel)
+        .into_iter()
+        .map(|tag| format!("{}:{tag}", kernel::PACKAGE_REPO));
+    let oci = OciImage {
+        reference: tags.next().unwrap_or_else(|| kernel::PACKAGE_REPO.into()),
+        extra_references: tags.collect(),
+        ..OciImage::default()
+    };
+    let tarball = out_dir.join(KERNEL_TARBALL);
+    export(&tree, &oci, &tarball, store)?;
+    Ok(tarball)
+}
+
+/// Writes `tree` as the tarball and places it in the store under every reference of `oci`.
+fn export(tree: &Tree, oci: &OciImage, tarball: &Path, store: &Path) -> Result<(), PackageError> {
+    let out_dir = tarball.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(out_dir).map_err(|e| write_err(out_dir, e))?;
+    write_oci_tarball(tree, oci, tarball).map_err(|e| write_err(tarball, e))?;
+    std::iter::once(&oci.reference)
+        .chain(&oci.extra_references)
+        .try_for_each(|reference| install_in_store(tarball, store, reference))
 }
 
 fn write_err(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> PackageError {
@@ -174,16 +241,21 @@ fn write_err(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> 
     }
 }
 
-/// Places the tarball in the store as `<org>/<image>/dev.tar`, replacing any earlier form of the image.
-fn install_in_store(tarball: &Path, store: &Path, build: &BuildYml) -> Result<(), PackageError> {
-    let repo = store.join(&build.org).join(&build.image);
-    let dir_form = repo.join(TAG);
+/// Places the tarball in the store as `<org>/<image>/<tag>.tar`, replacing any earlier form of the image
+/// (a hard link where the file system allows, a copy otherwise).
+fn install_in_store(tarball: &Path, store: &Path, reference: &str) -> Result<(), PackageError> {
+    let (repo, tag) = split_reference(reference).map_err(|e| write_err(tarball, e))?;
+    let repo = store.join(repo);
+    let dir_form = repo.join(&tag);
     if dir_form.exists() {
         fs::remove_dir_all(&dir_form).map_err(|e| write_err(&dir_form, e))?;
     }
     fs::create_dir_all(&repo).map_err(|e| write_err(&repo, e))?;
-    let dest = repo.join(format!("{TAG}.tar"));
-    fs::copy(tarball, &dest).map_err(|e| write_err(&dest, e))?;
+    let dest = repo.join(format!("{tag}.tar"));
+    let _ = fs::remove_file(&dest);
+    if fs::hard_link(tarball, &dest).is_err() {
+        fs::copy(tarball, &dest).map_err(|e| write_err(&dest, e))?;
+    }
     Ok(())
 }
 
@@ -203,8 +275,8 @@ fn populate(
     let cmd = |args: &[&str]| Some(args.iter().map(|s| s.to_string()).collect());
     match package {
         "init" => images::init_fs(inputs.cache, image, inputs.bins).map(|_| None),
-        "runc" => images::runc_fs(inputs.cache, image).map(|_| None),
-        "containerd" => images::containerd_fs(inputs.cache, image).map(|_| None),
+        "runc" => images::runc_fs(image, inputs.tools).map(|_| None),
+        "containerd" => images::containerd_fs(inputs.cache, image, inputs.tools).map(|_| None),
         "metadata" => {
             image.copy(&inputs.bins.join("metadata"), "usr/bin/metadata")?;
             // Mount points for build.yml's binds: the container is read-only, so runc cannot make them.

@@ -21,7 +21,9 @@ use crate::assemble::{Content, Node, NodeKind, Tree};
 use crate::blueprint::{BlueprintError, ImageConfig, parse_image_config};
 use crate::oci_config::ImageDefaults;
 
-pub use writer::{OciImage, write_oci_tarball};
+pub use writer::{
+    LAYER_MEDIA_TYPE, OciImage, qualified_reference, write_oci_tarball, write_tree_tar,
+};
 
 /// The label holding a package's `build.yml` `config:`.
 pub const CONFIG_LABEL: &str = "org.mobyproject.config";
@@ -147,6 +149,7 @@ impl ImageStore {
                     env: d.env,
                     working_dir: d.working_dir,
                     labels: image.labels,
+                    ..OciImage::default()
                 };
                 write_oci_tarball(&image.fs, &oci, &path)?;
                 layout::layout_tar_tree(reference, &path)

@@ -178,7 +178,7 @@ fn volumes_are_laid_out_and_binds_point_at_their_merged_directory() {
     .expect("index");
     assert_eq!(
         index["manifests"][0]["annotations"]["io.containerd.image.name"],
-        json!("guestkit/data:latest")
+        json!("docker.io/guestkit/data:latest")
     );
     assert!(tree.contains("containers/volumes/layout/lower/oci-layout"));
     assert!(

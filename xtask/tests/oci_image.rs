@@ -4,7 +4,7 @@
 //! index is applied in order.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -94,7 +94,15 @@ fn written_tarballs_have_consistent_digests_and_read_back() {
     let manifest_desc = &index["manifests"][0];
     assert_eq!(
         manifest_desc["annotations"]["io.containerd.image.name"],
-        json!("guestkit/bb:1")
+        json!("docker.io/guestkit/bb:1")
+    );
+    assert_eq!(
+        manifest_desc["annotations"]["org.opencontainers.image.ref.name"],
+        json!("1")
+    );
+    assert_eq!(
+        manifest_desc["platform"],
+        json!({"architecture": "amd64", "os": "linux"})
     );
     let manifest_name = format!(
         "blobs/sha256/{}",
@@ -114,7 +122,30 @@ fn written_tarballs_have_consistent_digests_and_read_back() {
     );
     assert_eq!(manifest["layers"][0]["size"], json!(get(&layer_name).len()));
     let docker: Value = serde_json::from_slice(&get("manifest.json")).expect("docker manifest");
-    assert_eq!(docker[0]["RepoTags"], json!(["guestkit/bb:1"]));
+    assert_eq!(docker[0]["RepoTags"], json!(["docker.io/guestkit/bb:1"]));
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        json!("application/vnd.oci.image.layer.v1.tar+gzip")
+    );
+    let layer = get(&layer_name);
+    assert_eq!(&layer[..2], b"\x1f\x8b", "the layer is gzip");
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(&layer[..])
+        .read_to_end(&mut tar)
+        .expect("gunzip");
+    let config_name = format!(
+        "blobs/sha256/{}",
+        manifest["config"]["digest"]
+            .as_str()
+            .expect("digest")
+            .trim_start_matches("sha256:")
+    );
+    let config: Value = serde_json::from_slice(&get(&config_name)).expect("config");
+    assert_eq!(
+        config["rootfs"]["diff_ids"],
+        json!([format!("sha256:{}", hex::encode(Sha256::digest(&tar)))]),
+        "diff_ids hold the digest of the uncompressed layer"
+    );
 
     let store = ImageStore::new(dir.path().join("store"));
     let read = store.open("guestkit/bb:1", dir.path()).expect("open");
@@ -193,7 +224,7 @@ impl Drop for Containerd {
 fn containerd_imports_and_runs_a_written_tarball() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tarball = dir.path().join("bb.tar");
-    write_oci_tarball(&busybox_tree(), &image("docker.io/guestkit/bb:1"), &tarball).expect("write");
+    write_oci_tarball(&busybox_tree(), &image("guestkit/bb:1"), &tarball).expect("write");
     let mut containerd = Containerd::start();
     let out = containerd.ctr(&[
         "images",
