@@ -122,17 +122,19 @@ impl VmConfig {
         }
     }
 
-    /// The effective kernel command line.
+    /// The effective kernel command line: the blueprint's, plus `panic=-1` (a panic ends qemu at once) and
+    /// `no_timer_check` (under TCG on a loaded host the kernel's IO-APIC timer check can fail and panic the
+    /// boot with "IO-APIC + timer doesn't work"), each unless the blueprint already sets it.
     pub fn full_cmdline(&self) -> String {
-        if self
-            .cmdline
-            .split_whitespace()
-            .any(|w| w.starts_with("panic="))
-        {
-            self.cmdline.clone()
-        } else {
-            format!("{} panic=-1", self.cmdline).trim().to_string()
+        let words: Vec<&str> = self.cmdline.split_whitespace().collect();
+        let mut line = words.join(" ");
+        if !words.iter().any(|w| w.starts_with("panic=")) {
+            line.push_str(" panic=-1");
         }
+        if !words.contains(&"no_timer_check") {
+            line.push_str(" no_timer_check");
+        }
+        line.trim().to_string()
     }
 
     /// The qemu arguments for this configuration, with the serial console on `serial` (a chardev spec).
@@ -379,8 +381,13 @@ mod tests {
     #[test]
     fn panic_is_added_to_the_command_line_once() {
         let c = VmConfig::new("k", "i", "console=ttyS0", Path::new("/tmp"));
-        assert_eq!(c.full_cmdline(), "console=ttyS0 panic=-1");
-        let c = VmConfig::new("k", "i", "console=ttyS0 panic=5", Path::new("/tmp"));
-        assert_eq!(c.full_cmdline(), "console=ttyS0 panic=5");
+        assert_eq!(c.full_cmdline(), "console=ttyS0 panic=-1 no_timer_check");
+        let c = VmConfig::new(
+            "k",
+            "i",
+            "console=ttyS0 panic=5 no_timer_check",
+            Path::new("/tmp"),
+        );
+        assert_eq!(c.full_cmdline(), "console=ttyS0 panic=5 no_timer_check");
     }
 }
