@@ -14,6 +14,7 @@ pub mod cli;
 pub mod confined;
 pub mod disk;
 pub mod dmi;
+pub mod fat_chains;
 pub mod fuzzing;
 pub mod http;
 pub mod iso9660;

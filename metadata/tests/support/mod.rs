@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clouds;
+pub mod fat_loop;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
