@@ -49,7 +49,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             logging::init("metadata", logging::Verbosity::Normal);
-            log::error!("{e}");
+            log::error!("{}", metadata::apply::chain(&e));
             return ExitCode::from(1);
         }
     };
