@@ -18,6 +18,8 @@ use crate::securetty::SecureTtys;
 pub const MAX_TRIES: u32 = 3;
 /// How many empty user names in a row end the session.
 pub const MAX_EMPTY_NAMES: u32 = 10;
+/// The longest pause after a failed login `--fail-delay` accepts.
+pub const FAIL_DELAY_LIMIT: durations::Limit = durations::Limit::up_to(Duration::from_secs(60));
 /// How long the password prompt waits (busybox `login`'s timeout).
 pub const PASSWORD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest line read from the user.
