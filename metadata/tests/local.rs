@@ -70,6 +70,40 @@ async fn vmware_guestinfo_through_rpctool() {
     assert_eq!(read(&root, "provider"), "VMware");
 }
 
+/// A tool that never answers is killed at the deadline and named.
+#[tokio::test]
+async fn vmware_rpctool_that_hangs_is_abandoned_at_the_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tool = tmp.path().join("vmware-rpctool");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh
+exec sleep 3600
+",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut plan = closed_plan(tmp.path(), &["vmware"]);
+    plan.env.rpctool = tool;
+    plan.deadline = std::time::Duration::from_millis(500);
+    let summary = run(&plan).await;
+    assert!(
+        matches!(summary, Summary::NoneFound { .. }),
+        "{}",
+        summary.line()
+    );
+    assert!(
+        summary
+            .line()
+            .contains("did not answer before the deadline")
+            || summary
+                .line()
+                .contains("vmware: no answer before the deadline"),
+        "{}",
+        summary.line()
+    );
+}
+
 #[tokio::test]
 async fn vmware_without_its_tool_is_absent() {
     let tmp = tempfile::tempdir().unwrap();
