@@ -29,6 +29,8 @@ pub struct Args {
     pub sequential: bool,
     /// `--no-hostname`: do not call sethostname.
     pub no_hostname: bool,
+    /// `--link DIR` (repeatable): also make DIR resolve to the config root (`/var/config`).
+    pub links: Vec<PathBuf>,
 }
 
 /// A bad command line.
@@ -70,6 +72,7 @@ impl Default for Args {
             request_timeout: Duration::from_secs(2),
             sequential: false,
             no_hostname: false,
+            links: Vec::new(),
         }
     }
 }
@@ -106,6 +109,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, ArgsError>
             "--sysfs" => out.sysfs = value(&arg)?.into(),
             "--dev" => out.dev = value(&arg)?.into(),
             "--imds" => out.imds = Some(value(&arg)?),
+            "--link" => out.links.push(value(&arg)?.into()),
             "--deadline" => out.deadline = seconds(&arg, &value(&arg)?, DEADLINE_LIMIT)?,
             "--timeout" => out.request_timeout = seconds(&arg, &value(&arg)?, TIMEOUT_LIMIT)?,
             token if token.starts_with("file=") && token.len() > 5 => {
@@ -150,6 +154,10 @@ mod tests {
         assert_eq!(a.deadline, Duration::from_millis(1500));
         assert_eq!(a.imds.as_deref(), Some("http://10.0.2.2:8080"));
         assert_eq!(a.config_root, PathBuf::from("/tmp/c"));
+        assert_eq!(
+            args("--link /var/config cdrom").unwrap().links,
+            [PathBuf::from("/var/config")]
+        );
         assert_eq!(
             args("--deadline 1m30s").unwrap().deadline,
             Duration::from_secs(90)

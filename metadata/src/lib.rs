@@ -9,6 +9,7 @@
 //! the JSON userdata tree planned by [`tree`]. [`network`] applies Equinix Metal's bond set-up.
 #![forbid(unsafe_code)]
 
+pub mod alias;
 pub mod apply;
 pub mod cli;
 pub mod confined;

@@ -40,6 +40,7 @@ fn plan(args: &metadata::cli::Args) -> Plan {
         deadline: args.deadline,
         strategy,
         set_hostname: !args.no_hostname,
+        links: args.links.clone(),
         configure_network: true,
     }
 }

@@ -30,6 +30,8 @@ pub struct Plan {
     pub set_hostname: bool,
     /// Apply network set-up the provider asks for.
     pub configure_network: bool,
+    /// Other paths that must resolve to `config_root` (`/var/config`), as symlinks.
+    pub links: Vec<PathBuf>,
 }
 
 /// How the run ended.
@@ -133,6 +135,17 @@ pub async fn run(plan: &Plan) -> Summary {
         Err(e) => return failed(winner.name(), chain(&e)),
     };
     let mut warnings = applied.warnings.clone();
+    for link in &plan.links {
+        match crate::alias::link(link, &plan.config_root) {
+            Ok(crate::alias::Linked::Created) => log::info!(
+                "{} now resolves to {}",
+                link.display(),
+                plan.config_root.display()
+            ),
+            Ok(crate::alias::Linked::Unchanged) => {}
+            Err(e) => warnings.push(chain(&e)),
+        }
+    }
     for line in warning_lines(&warnings) {
         log::warn!("{line}");
     }

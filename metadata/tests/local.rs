@@ -133,3 +133,28 @@ async fn file_provider_reads_userdata() {
     assert_eq!(read(&root, "provider"), file.display().to_string());
     assert_eq!(read(&root, "f"), "from file");
 }
+
+/// `--link`: the pre-2018 `/var/config` resolves to the one copy under the config root, on every run.
+#[tokio::test]
+async fn var_config_link_points_at_the_single_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("userdata.json");
+    std::fs::write(
+        &file,
+        r#"{"docker":{"entries":{"daemon.json":{"content":"{}"}}}}"#,
+    )
+    .unwrap();
+    let var_config = tmp.path().join("var/config");
+    std::fs::create_dir_all(&var_config).unwrap();
+    let mut plan = closed_plan(tmp.path(), &[&format!("file={}", file.display())]);
+    plan.links = vec![var_config.clone()];
+    for _ in 0..2 {
+        let summary = run(&plan).await;
+        assert!(
+            matches!(&summary, Summary::Applied { warnings, .. } if warnings.is_empty()),
+            "{summary:?}"
+        );
+        assert_eq!(std::fs::read_link(&var_config).unwrap(), plan.config_root);
+        assert_eq!(read(&var_config, "docker/daemon.json"), "{}");
+    }
+}

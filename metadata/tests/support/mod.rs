@@ -306,5 +306,6 @@ pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp:
         strategy: Strategy::Parallel,
         set_hostname: false,
         configure_network: false,
+        links: Vec::new(),
     }
 }
