@@ -278,6 +278,26 @@ mod tests {
     }
 
     #[test]
+    fn fail_delay_extremes_are_clear_errors() {
+        assert_eq!(FAIL_DELAY_LIMIT.parse("0"), Ok(Duration::ZERO));
+        assert_eq!(FAIL_DELAY_LIMIT.parse("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            FAIL_DELAY_LIMIT.parse("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        for (bad, says) in [
+            ("60.001", "above the maximum of 60s"),
+            ("18446744073709551616", "above the maximum"),
+            ("-1", "negative"),
+            ("NaN", "not a finite"),
+            ("3 s", "not a duration"),
+        ] {
+            let err = FAIL_DELAY_LIMIT.parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn the_decoy_is_a_real_hash_that_costs_work() {
         assert_eq!(crypt::HashKind::of(DECOY_HASH), crypt::HashKind::Sha512);
         // Verifying against it must hash (not fail parsing): a wrong password takes the same path as

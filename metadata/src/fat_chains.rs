@@ -20,7 +20,9 @@ pub enum ChainError {
     #[error("corrupt boot sector: {0}")]
     Geometry(&'static str),
     /// The table is larger than [`MAX_FAT_BYTES`].
-    #[error("the allocation table is {bytes} bytes, more than the {MAX_FAT_BYTES} read")]
+    #[error(
+        "the allocation table is {bytes} bytes, more than the {MAX_FAT_BYTES} bytes read at most"
+    )]
     TooLarge { bytes: u64 },
     /// A chain comes back to a cluster it already passed.
     #[error("the cluster chain through cluster {cluster} loops")]
@@ -218,6 +220,30 @@ mod tests {
             check_table(&fat, &table),
             Err(ChainError::Loop { .. })
         ));
+    }
+
+    #[test]
+    fn tables_beyond_the_read_limit_are_refused() {
+        let mut boot = [0u8; 512];
+        boot[11..13].copy_from_slice(&512u16.to_le_bytes());
+        boot[13] = 8;
+        boot[14..16].copy_from_slice(&32u16.to_le_bytes());
+        boot[16] = 2;
+        boot[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+        // 65 537 sectors of 512 bytes: one sector more than 32 MiB.
+        boot[36..40].copy_from_slice(&65_537u32.to_le_bytes());
+        let err = check(&mut std::io::Cursor::new(boot.to_vec())).unwrap_err();
+        assert!(
+            matches!(err, ChainError::TooLarge { bytes } if bytes == 65_537 * 512),
+            "{err}"
+        );
+        assert!(err.to_string().contains("more than 33554432"), "{err}");
+        boot[36..40].copy_from_slice(&65_536u32.to_le_bytes());
+        let err = check(&mut std::io::Cursor::new(boot.to_vec())).unwrap_err();
+        assert!(
+            matches!(err, ChainError::Io(_)),
+            "exactly the limit is read: {err}"
+        );
     }
 
     #[test]
