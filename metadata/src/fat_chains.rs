@@ -237,13 +237,13 @@ mod tests {
             matches!(err, ChainError::TooLarge { bytes } if bytes == 65_537 * 512),
             "{err}"
         );
-        assert!(err.to_string().contains("more than 33554432"), "{err}");
-        boot[36..40].copy_from_slice(&65_536u32.to_le_bytes());
-        let err = check(&mut std::io::Cursor::new(boot.to_vec())).unwrap_err();
         assert!(
-            matches!(err, ChainError::Io(_)),
-            "exactly the limit is read: {err}"
+            err.to_string().contains("more than the 33554432 bytes"),
+            "{err}"
         );
+        // Exactly the limit is read (here a truncated image: the missing entries end their chains).
+        boot[36..40].copy_from_slice(&65_536u32.to_le_bytes());
+        check(&mut std::io::Cursor::new(boot.to_vec())).unwrap();
     }
 
     #[test]
