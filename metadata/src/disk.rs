@@ -118,7 +118,28 @@ impl<R> Write for ReadOnly<R> {
 }
 
 /// Reads `path` from a FAT image; `None` if it is not there. At most [`fat_budget`] bytes are read.
+///
+/// `fatfs` has arithmetic that overflows on some corrupt images (a directory entry naming cluster 0
+/// or 1 makes it compute `cluster - 2`): release builds wrap (no overflow checks) and the read then
+/// fails or stays within the budget; builds with overflow checks (tests, fuzzing) would panic, so a
+/// panic inside the reader is turned into an error here too.
 pub fn fat_read_file<R: Read + Seek>(
+    dev: R,
+    path: &str,
+    limit: usize,
+) -> io::Result<Option<Vec<u8>>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        fat_read_file_unguarded(dev, path, limit)
+    }))
+    .unwrap_or_else(|_| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the FAT reader failed on a corrupt structure",
+        ))
+    })
+}
+
+fn fat_read_file_unguarded<R: Read + Seek>(
     mut dev: R,
     path: &str,
     limit: usize,
