@@ -95,17 +95,34 @@ pub fn open_controlling(path: &Path) -> Result<File, TtyError> {
         source,
     })?;
     let file = open_as_controlling(path)?;
-    reclaim(&file, path)?;
+    // Both steps need privileges (CAP_CHOWN, CAP_SYS_TTY_CONFIG) that LinuxKit's getty image has;
+    // without them the login still works, as it did before, and the log says why the tty was not
+    // handed back.
+    if let Err(e) = reclaim(&file, path) {
+        log::warn!("{}", crate::session::chain(&e));
+    }
     // The hang-up signals the session leader, which is this process: ignore it for the moment.
-    let hangup = sys::ignore_signal(Signal::SIGHUP)
-        .and_then(|()| sys::vhangup())
-        .and_then(|()| sys::default_signal_dispositions());
-    hangup.map_err(|source| TtyError::Hangup {
-        path: path.into(),
-        source,
-    })?;
-    drop(file);
-    open_as_controlling(path)
+    let hung_up = sys::ignore_signal(Signal::SIGHUP).and_then(|()| sys::vhangup());
+    if let Err(source) = sys::default_signal_dispositions() {
+        log::warn!(
+            "cannot restore signal dispositions on {}: {source}",
+            path.display()
+        );
+    }
+    match hung_up {
+        Ok(()) => {
+            drop(file);
+            open_as_controlling(path)
+        }
+        Err(source) => {
+            let e = TtyError::Hangup {
+                path: path.into(),
+                source,
+            };
+            log::warn!("{}", crate::session::chain(&e));
+            Ok(file)
+        }
+    }
 }
 
 /// Gives a console back to root with mode 0600, so that the user of a finished session can no longer
