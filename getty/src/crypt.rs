@@ -49,9 +49,72 @@ impl HashKind {
     }
 }
 
+/// How much work one check may cost. A shadow field asks for its own cost (SHA-crypt `rounds=`,
+/// yescrypt's N and r); one beyond these limits never matches instead of stalling the login for
+/// minutes or exhausting memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostLimits {
+    /// Most SHA-crypt rounds (the default is 5000).
+    pub sha_rounds: u64,
+    /// Most yescrypt memory, `128 * r * N` bytes (the default `j9T` uses 16 MiB).
+    pub yescrypt_bytes: u64,
+}
+
+/// The limits a login uses: 10 million SHA rounds (a few seconds), 1 GiB for yescrypt.
+pub const LOGIN_LIMITS: CostLimits = CostLimits {
+    sha_rounds: 10_000_000,
+    yescrypt_bytes: 1 << 30,
+};
+
+/// Crypt's 64-character alphabet value of `c`.
+fn decode64(c: u8) -> Option<u64> {
+    CRYPT_ALPHABET
+        .iter()
+        .position(|&a| a == c)
+        .map(|v| v as u64)
+}
+
+/// Whether checking `hash` stays within `limits` (always true for kinds without a cost parameter).
+pub fn affordable(hash: &str, limits: &CostLimits) -> bool {
+    match HashKind::of(hash) {
+        HashKind::Sha256 | HashKind::Sha512 => {
+            let Some(spec) = hash.get(3..).and_then(|r| r.strip_prefix("rounds=")) else {
+                return true;
+            };
+            let digits = spec.split('$').next().unwrap_or_default();
+            digits
+                .parse::<u64>()
+                .is_ok_and(|rounds| rounds <= limits.sha_rounds)
+        }
+        HashKind::Yescrypt => {
+            // `$y$` flavour, log2(N) - 1, r - 1 (one character each below 47; more means a larger r
+            // or extra parameters, which are refused), then `$salt$hash`.
+            let params = hash.get(3..).unwrap_or_default().split('$').next();
+            let Some(&[_, n, r]) = params.map(str::as_bytes) else {
+                return false;
+            };
+            match (decode64(n), decode64(r)) {
+                (Some(n_log2), Some(r)) if n_log2 < 47 && r < 47 => (128 * (r + 1))
+                    .checked_shl(u32::try_from(n_log2 + 1).unwrap_or(u32::MAX))
+                    .is_some_and(|bytes| bytes <= limits.yescrypt_bytes),
+                _ => false,
+            }
+        }
+        _ => true,
+    }
+}
+
 /// Whether `password` matches the shadow field `hash`. Locked, empty, malformed and unsupported
-/// fields never match.
+/// fields never match, nor do fields whose cost is beyond [`LOGIN_LIMITS`].
 pub fn verify(password: &[u8], hash: &str) -> bool {
+    verify_within(password, hash, &LOGIN_LIMITS)
+}
+
+/// [`verify`] with other cost limits (the fuzz target's are lower).
+pub fn verify_within(password: &[u8], hash: &str, limits: &CostLimits) -> bool {
+    if !affordable(hash, limits) {
+        return false;
+    }
     match HashKind::of(hash) {
         HashKind::Md5 => {
             md5_crypt(password, hash).is_some_and(|computed| constant_time_eq(&computed, hash))
@@ -205,6 +268,58 @@ mod tests {
             assert!(!verify(b"wrong", hash), "wrong password for {hash}");
             assert!(!verify(b"", hash), "empty password for {hash}");
         }
+    }
+
+    #[test]
+    fn costs_at_their_extremes() {
+        let limits = CostLimits {
+            sha_rounds: 1000,
+            yescrypt_bytes: 16 << 20,
+        };
+        assert!(affordable(SHA512_S3CRET, &limits));
+        assert!(affordable(SHA512_ROUNDS_ABC, &limits));
+        assert!(affordable(YESCRYPT_S3CRET, &limits), "j9T is 16 MiB");
+        for hash in [
+            "$6$rounds=1001$xyz$abc",
+            "$5$rounds=18446744073709551616$xyz$abc",
+            "$6$rounds=-1$xyz$abc",
+            "$6$rounds=$xyz$abc",
+            "$y$jAT$abcdefghijklmnop$x",
+            "$y$j9U$abcdefghijklmnop$x",
+            "$y$jzT$abcdefghijklmnop$x",
+            "$y$j9z$abcdefghijklmnop$x",
+            "$y$j9T7$abcdefghijklmnop$x",
+            "$y$j9$abcdefghijklmnop$x",
+            "$y$",
+        ] {
+            assert!(!affordable(hash, &limits), "{hash}");
+        }
+        assert!(affordable(
+            "$6$rounds=999999999$x$y",
+            &CostLimits {
+                sha_rounds: u64::MAX,
+                yescrypt_bytes: u64::MAX,
+            }
+        ));
+        assert!(
+            !affordable(
+                "$y$j.z$x$y",
+                &CostLimits {
+                    sha_rounds: u64::MAX,
+                    yescrypt_bytes: u64::MAX,
+                }
+            ),
+            "r beyond one character"
+        );
+        // Beyond the limits, even the right password does not match.
+        assert!(!verify_within(
+            b"abc",
+            SHA512_ROUNDS_ABC,
+            &CostLimits {
+                sha_rounds: 999,
+                ..limits
+            }
+        ));
     }
 
     #[test]

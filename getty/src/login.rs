@@ -18,6 +18,8 @@ use crate::securetty::SecureTtys;
 pub const MAX_TRIES: u32 = 3;
 /// How many empty user names in a row end the session.
 pub const MAX_EMPTY_NAMES: u32 = 10;
+/// The longest pause after a failed login `--fail-delay` accepts.
+pub const FAIL_DELAY_LIMIT: durations::Limit = durations::Limit::up_to(Duration::from_secs(60));
 /// How long the password prompt waits (busybox `login`'s timeout).
 pub const PASSWORD_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest line read from the user.
@@ -122,27 +124,44 @@ fn read_account(settings: &LoginSettings, name: &str) -> Option<Account> {
         .flatten()
 }
 
+/// A SHA-512 crypt hash (5000 rounds, the default) of a random password nobody knows, verified
+/// whenever there is no real hash to check, so that an unknown user, a locked account or root on an
+/// insecure tty cost the same work as a wrong password: the answer's timing says nothing.
+pub const DECOY_HASH: &str = "$6$guestkitdecoy$Ss8CTJI/ElHGVtWXZj.lfTG0WMWLEJGXBP7KCYIck8VEEjw9o5S/I74BtFd/aRuVjlACawSWPLNYyGzkb.QDM.";
+
 /// Checks a user name and password. Every reason to refuse (unknown user, root on an insecure tty,
-/// locked, empty or unsupported hash, wrong password, unreadable files) gives the same `None`.
+/// locked, empty or unsupported hash, wrong password, unreadable files) gives the same `None`, after
+/// the same work: one hash is always computed ([`DECOY_HASH`] when there is no usable one).
 pub fn authenticate(
     settings: &LoginSettings,
     tty: &str,
     name: &str,
     password: &str,
 ) -> Option<Account> {
-    let account = read_account(settings, name)?;
-    if account.uid == 0 {
-        let list = std::fs::read_to_string(&settings.securetty).unwrap_or_default();
-        if !SecureTtys::parse(&list).allows(tty) {
-            return None;
+    let account = read_account(settings, name);
+    let hash = account.as_ref().and_then(|account| {
+        if account.uid == 0 {
+            let list = std::fs::read_to_string(&settings.securetty).unwrap_or_default();
+            if !SecureTtys::parse(&list).allows(tty) {
+                return None;
+            }
+        }
+        let shadow_hash = match accounts::read(&settings.shadow) {
+            Ok(contents) => accounts::find_shadow_hash(&contents, &settings.shadow, name)
+                .ok()
+                .flatten(),
+            Err(_) => None,
+        };
+        accounts::effective_hash(account, shadow_hash)
+    });
+    match hash.filter(|hash| crypt::HashKind::of(hash).can_match()) {
+        Some(hash) if crypt::verify(password.as_bytes(), &hash) => account,
+        Some(_) => None,
+        None => {
+            let _ = crypt::verify(password.as_bytes(), DECOY_HASH);
+            None
         }
     }
-    let shadow_hash = match accounts::read(&settings.shadow) {
-        Ok(contents) => accounts::find_shadow_hash(&contents, &settings.shadow, name).ok()?,
-        Err(_) => None,
-    };
-    let hash = accounts::effective_hash(&account, shadow_hash)?;
-    crypt::verify(password.as_bytes(), &hash).then_some(account)
 }
 
 #[cfg(test)]
@@ -256,6 +275,40 @@ mod tests {
             let first = user.screen.split("Login incorrect").next().unwrap();
             assert_eq!(first.matches("box login: ").count(), 1, "{why}");
         }
+    }
+
+    #[test]
+    fn fail_delay_extremes_are_clear_errors() {
+        assert_eq!(FAIL_DELAY_LIMIT.parse("0"), Ok(Duration::ZERO));
+        assert_eq!(FAIL_DELAY_LIMIT.parse("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(
+            FAIL_DELAY_LIMIT.parse("500ms"),
+            Ok(Duration::from_millis(500))
+        );
+        for (bad, says) in [
+            ("60.001", "above the maximum of 60s"),
+            ("18446744073709551616", "above the maximum"),
+            ("-1", "negative"),
+            ("NaN", "not a finite"),
+            ("3 s", "not a duration"),
+        ] {
+            let err = FAIL_DELAY_LIMIT.parse(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_decoy_is_a_real_hash_that_costs_work() {
+        assert_eq!(crypt::HashKind::of(DECOY_HASH), crypt::HashKind::Sha512);
+        // Verifying against it must hash (not fail parsing): a wrong password takes the same path as
+        // any other SHA-512 field, so compare with the work of a known-wrong password on a real hash.
+        let decoy = crypt::verify(b"s3cret", DECOY_HASH);
+        assert!(!decoy);
+        assert!(crypt::verify(b"s3cret", SHA512_S3CRET));
+        let mut parsed = DECOY_HASH.splitn(4, '$');
+        assert_eq!(parsed.nth(1), Some("6"));
+        assert_eq!(parsed.next(), Some("guestkitdecoy"));
+        assert_eq!(parsed.next().map(str::len), Some(86));
     }
 
     #[test]

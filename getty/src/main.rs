@@ -37,15 +37,19 @@ struct Args {
     /// Where namespace.sh (the PS1 hint) goes in container mode.
     #[arg(long, default_value = "/etc/profile.d")]
     profile_dir: PathBuf,
-    /// Seconds to wait after a failed login.
-    #[arg(long, default_value_t = 3)]
-    fail_delay: u64,
+    /// The pause after a failed login: seconds (`3`, `0.5`) or Go-style (`500ms`), at most 60 s.
+    #[arg(long, default_value = "3", value_parser = fail_delay)]
+    fail_delay: Duration,
     /// Debug messages.
     #[arg(short, long)]
     verbose: bool,
     /// Errors only.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+}
+
+fn fail_delay(text: &str) -> Result<Duration, durations::DurationError> {
+    getty::login::FAIL_DELAY_LIMIT.parse(text)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -68,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         profile_dir: args.profile_dir,
         insecure: std::env::var("INSECURE").is_ok_and(|v| v == "true"),
         init_mode: std::env::var_os("INITGETTY").is_some_and(|v| !v.is_empty()),
-        fail_delay: Duration::from_secs(args.fail_delay),
+        fail_delay: args.fail_delay,
     };
     startup::run(&config)?;
     Ok(())

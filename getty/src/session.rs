@@ -98,4 +98,9 @@ impl Launcher for ForkLauncher {
             nix::unistd::ForkResult::Child => std::process::exit(run(console, &self.settings)),
         }
     }
+    fn ended(&mut self, console: &Console) {
+        if let Err(e) = tty::reclaim_path(&self.settings.dev.join(&console.tty)) {
+            log::warn!("{}", chain(&e));
+        }
+    }
 }

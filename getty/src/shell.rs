@@ -101,7 +101,7 @@ pub fn show_motd(out: &mut impl Write, motd: &Path, home: &str) {
     }
 }
 
-/// Gives the terminal to the user, changes to their home (or `/`), drops to their identity and execs
+/// Gives the terminal to the user, drops to their identity, changes to their home (or `/`) and execs
 /// the shell. Returns only on failure.
 pub fn exec(account: &Account, shell: &LoginShell, tty: &File) -> ShellError {
     match try_exec(account, shell, tty) {
@@ -120,16 +120,6 @@ fn try_exec(account: &Account, shell: &LoginShell, tty: &File) -> Result<Infalli
     // Like login: try, but a terminal that cannot change owner does not stop the login.
     let _ = nix::unistd::fchown(tty, Some(uid), Some(gid));
     let _ = fchmod(tty, Mode::from_bits_truncate(0o600));
-    let mut env = shell.env.clone();
-    if nix::unistd::chdir(shell.home.as_str()).is_err() {
-        let _ = writeln!(&*tty, "No directory {}, logging in with HOME=/", shell.home);
-        let _ = nix::unistd::chdir("/");
-        for (key, value) in &mut env {
-            if key == "HOME" {
-                *value = "/".into();
-            }
-        }
-    }
     let c_user = CString::new(user.as_str()).map_err(nul)?;
     let group_err = |source| ShellError::Group {
         user: user.clone(),
@@ -143,6 +133,17 @@ fn try_exec(account: &Account, shell: &LoginShell, tty: &File) -> Result<Infalli
         uid: account.uid,
         source,
     })?;
+    // Only now, as the user: a home the user cannot enter is not entered with root's rights.
+    let mut env = shell.env.clone();
+    if nix::unistd::chdir(shell.home.as_str()).is_err() {
+        let _ = writeln!(&*tty, "No directory {}, logging in with HOME=/", shell.home);
+        let _ = nix::unistd::chdir("/");
+        for (key, value) in &mut env {
+            if key == "HOME" {
+                *value = "/".into();
+            }
+        }
+    }
     let program = CString::new(shell.program.as_str()).map_err(nul)?;
     let argv = [CString::new(shell.argv0.as_str()).map_err(nul)?];
     let envp = env

@@ -32,6 +32,9 @@ pub enum SuperviseError {
 /// Starts one session for a console and returns its process id.
 pub trait Launcher {
     fn launch(&mut self, console: &Console) -> nix::Result<Pid>;
+    /// Called when a session on `console` has ended, before any restart: gives the terminal back to
+    /// root, so that it is not left to the last user while a restart is backing off.
+    fn ended(&mut self, _console: &Console) {}
 }
 
 /// How long to wait before restarting a session: nothing after a session that lasted, doubling pauses
@@ -102,7 +105,7 @@ pub fn supervise(
         }
         while let Ok(Some(info)) = signals.read_signal() {
             match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => reap(&mut slots),
+                Ok(Signal::SIGCHLD) => reap(&mut slots, launcher),
                 Ok(Signal::SIGTERM | Signal::SIGINT) => {
                     stop(&slots);
                     return Ok(());
@@ -158,7 +161,7 @@ fn next_timeout(slots: &[Slot]) -> PollTimeout {
 }
 
 /// Reaps every exited child; sessions among them are scheduled for a restart.
-fn reap(slots: &mut [Slot]) {
+fn reap(slots: &mut [Slot], launcher: &mut dyn Launcher) {
     loop {
         let pid = match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
@@ -168,6 +171,7 @@ fn reap(slots: &mut [Slot]) {
             continue;
         };
         slot.pid = None;
+        launcher.ended(&slot.console);
         let uptime = slot.started.elapsed();
         log::debug!(
             "session on {} ended after {:.1}s",

@@ -1,4 +1,5 @@
-//! Every `unsafe` call of the crate: fork, the controlling-terminal ioctl and signal dispositions.
+//! Every `unsafe` call of the crate: fork, the controlling-terminal ioctl, `vhangup` and signal
+//! dispositions.
 
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -52,4 +53,12 @@ pub fn default_signal_dispositions() -> nix::Result<()> {
 pub fn ignore_signal(signal: Signal) -> nix::Result<()> {
     // SAFETY: SIG_IGN runs no handler code.
     unsafe { nix::sys::signal::signal(signal, SigHandler::SigIgn) }.map(drop)
+}
+
+/// Hangs up the calling process's controlling terminal: every descriptor anybody still has open on it
+/// (a previous user's shell, or a process that kept it to read the next password) stops working. The
+/// caller loses the terminal as its controlling one and must reopen it.
+pub fn vhangup() -> nix::Result<()> {
+    // SAFETY: vhangup takes no arguments and touches only kernel state.
+    nix::errno::Errno::result(unsafe { libc::vhangup() }).map(drop)
 }

@@ -11,10 +11,13 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::sys::stat::{Mode, fchmod};
 use nix::sys::termios::{
     BaudRate, ControlFlags, FlushArg, InputFlags, LocalFlags, OutputFlags, SetArg,
     SpecialCharacterIndices as Cc, Termios, cfsetspeed, tcflush, tcgetattr, tcsetattr,
 };
+use nix::unistd::{Gid, Uid};
 
 use crate::console::Console;
 use crate::login::{MAX_LINE, Terminal};
@@ -37,6 +40,18 @@ pub enum TtyError {
     },
     #[error("cannot make {path} the controlling terminal")]
     Control {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot give {path} back to root")]
+    Reclaim {
+        path: PathBuf,
+        #[source]
+        source: Errno,
+    },
+    #[error("cannot hang up earlier users of {path}")]
+    Hangup {
         path: PathBuf,
         #[source]
         source: Errno,
@@ -71,12 +86,71 @@ pub fn write_message(path: &Path, line: &str) {
     }
 }
 
-/// Starts a new session and opens `path` as its controlling terminal, in blocking mode.
+/// Starts a new session and opens `path` as its controlling terminal, in blocking mode, after handing
+/// the terminal back to root: owner root, mode 0600 ([`reclaim`]), and a `vhangup` that kills every
+/// descriptor a previous session left open on it.
 pub fn open_controlling(path: &Path) -> Result<File, TtyError> {
     nix::unistd::setsid().map_err(|source| TtyError::NewSession {
         path: path.into(),
         source,
     })?;
+    let file = open_as_controlling(path)?;
+    // Both steps need privileges (CAP_CHOWN, CAP_SYS_TTY_CONFIG) that LinuxKit's getty image has;
+    // without them the login still works, as it did before, and the log says why the tty was not
+    // handed back.
+    if let Err(e) = reclaim(&file, path) {
+        log::warn!("{}", crate::session::chain(&e));
+    }
+    // The hang-up signals the session leader, which is this process: ignore it for the moment.
+    let hung_up = sys::ignore_signal(Signal::SIGHUP).and_then(|()| sys::vhangup());
+    if let Err(source) = sys::default_signal_dispositions() {
+        log::warn!(
+            "cannot restore signal dispositions on {}: {source}",
+            path.display()
+        );
+    }
+    match hung_up {
+        Ok(()) => {
+            drop(file);
+            open_as_controlling(path)
+        }
+        Err(source) => {
+            let e = TtyError::Hangup {
+                path: path.into(),
+                source,
+            };
+            log::warn!("{}", crate::session::chain(&e));
+            Ok(file)
+        }
+    }
+}
+
+/// Gives a console back to root with mode 0600, so that the user of a finished session can no longer
+/// open it.
+pub fn reclaim(file: &File, path: &Path) -> Result<(), TtyError> {
+    let err = |source| TtyError::Reclaim {
+        path: path.into(),
+        source,
+    };
+    nix::unistd::fchown(file, Some(Uid::from_raw(0)), Some(Gid::from_raw(0))).map_err(err)?;
+    fchmod(file, Mode::from_bits_truncate(0o600)).map_err(err)
+}
+
+/// Opens `path` without waiting for a carrier or taking it as controlling terminal, and gives it back
+/// to root.
+pub fn reclaim_path(path: &Path) -> Result<(), TtyError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| TtyError::Open {
+            path: path.into(),
+            source,
+        })?;
+    reclaim(&file, path)
+}
+
+fn open_as_controlling(path: &Path) -> Result<File, TtyError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -330,6 +330,48 @@ fn the_prompt_returns_after_logout() {
     rig.expect("SECOND-2");
 }
 
+/// After a non-root user logs out, the tty is root's again (mode 0600) and a descriptor opened on it
+/// during the session (what the user could have kept to read the next password) is dead.
+#[test]
+fn a_finished_session_gives_the_tty_back_to_root_and_hangs_it_up() {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let mut rig = Rig::new("*");
+    let _getty = rig.start(&[]);
+    rig.log_in("alice", "s3cret");
+    rig.type_line("echo IN-$(id -u)");
+    rig.expect("IN-4242");
+    let device = Path::new("/dev").join(&rig.tty);
+    let during = std::fs::metadata(&device).unwrap();
+    assert_eq!((during.uid(), during.mode() & 0o777), (4242, 0o600));
+    let mut lingering = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open(&device)
+        .unwrap();
+    assert!(
+        lingering.write(b"").is_ok(),
+        "the descriptor works during the session"
+    );
+    rig.type_line("exit");
+    rig.expect(" login: ");
+    let after = std::fs::metadata(&device).unwrap();
+    assert_eq!(
+        (after.uid(), after.gid(), after.mode() & 0o777),
+        (0, 0, 0o600),
+        "the tty after logout"
+    );
+    let err = lingering
+        .write(b"injected\n")
+        .expect_err("a descriptor from the finished session still writes");
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    // The new session works on the same tty.
+    rig.type_line("alice");
+    rig.expect("Password: ");
+    rig.type_line("s3cret");
+    rig.expect("MOTD-LINE");
+}
+
 #[test]
 fn orphans_are_reaped_and_sigterm_hangs_up_sessions() {
     let mut rig = Rig::new("*");

@@ -8,11 +8,10 @@ use std::path::Path;
 
 use crate::confined::{ConfigDir, FsError, RelPath};
 use crate::model::{Metadata, validate_hostname};
-use crate::tree::{self, Node};
+use crate::tree::{self, MANIFEST, Node};
 
 /// Largest userdata accepted (bytes).
 pub const MAX_USERDATA: usize = 16 * 1024 * 1024;
-const MANIFEST: &str = ".written";
 
 /// What [`apply`] did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

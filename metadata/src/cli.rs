@@ -29,10 +29,12 @@ pub struct Args {
     pub sequential: bool,
     /// `--no-hostname`: do not call sethostname.
     pub no_hostname: bool,
+    /// `--link DIR` (repeatable): also make DIR resolve to the config root (`/var/config`).
+    pub links: Vec<PathBuf>,
 }
 
 /// A bad command line.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ArgsError {
     /// LinuxKit's message for an unknown token.
     #[error("Unrecognised metadata provider: {0}")]
@@ -43,7 +45,19 @@ pub enum ArgsError {
     /// A value that does not parse.
     #[error("option {option}: invalid value {value:?}")]
     BadValue { option: String, value: String },
+    /// A duration out of range or malformed.
+    #[error("option {option}")]
+    Duration {
+        option: String,
+        #[source]
+        source: durations::DurationError,
+    },
 }
+
+/// `--deadline`: at most one hour (an onboot container holds up the boot while it runs).
+pub const DEADLINE_LIMIT: durations::Limit = durations::Limit::up_to(Duration::from_secs(3600));
+/// `--timeout`: at most ten minutes per request.
+pub const TIMEOUT_LIMIT: durations::Limit = durations::Limit::up_to(Duration::from_secs(600));
 
 impl Default for Args {
     fn default() -> Self {
@@ -58,20 +72,24 @@ impl Default for Args {
             request_timeout: Duration::from_secs(2),
             sequential: false,
             no_hostname: false,
+            links: Vec::new(),
         }
     }
 }
 
-fn seconds(option: &str, value: &str) -> Result<Duration, ArgsError> {
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| ArgsError::BadValue {
+/// A duration (seconds or Go-style) within `limit`; zero is refused (nothing could answer).
+fn seconds(option: &str, value: &str, limit: durations::Limit) -> Result<Duration, ArgsError> {
+    let duration = limit.parse(value).map_err(|source| ArgsError::Duration {
+        option: option.into(),
+        source,
+    })?;
+    if duration.is_zero() {
+        return Err(ArgsError::BadValue {
             option: option.into(),
             value: value.into(),
-        })
+        });
+    }
+    Ok(duration)
 }
 
 /// Parses the arguments after the program name.
@@ -91,8 +109,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Args, ArgsError>
             "--sysfs" => out.sysfs = value(&arg)?.into(),
             "--dev" => out.dev = value(&arg)?.into(),
             "--imds" => out.imds = Some(value(&arg)?),
-            "--deadline" => out.deadline = seconds(&arg, &value(&arg)?)?,
-            "--timeout" => out.request_timeout = seconds(&arg, &value(&arg)?)?,
+            "--link" => out.links.push(value(&arg)?.into()),
+            "--deadline" => out.deadline = seconds(&arg, &value(&arg)?, DEADLINE_LIMIT)?,
+            "--timeout" => out.request_timeout = seconds(&arg, &value(&arg)?, TIMEOUT_LIMIT)?,
             token if token.starts_with("file=") && token.len() > 5 => {
                 out.providers.push(token.to_string())
             }
@@ -135,8 +154,38 @@ mod tests {
         assert_eq!(a.deadline, Duration::from_millis(1500));
         assert_eq!(a.imds.as_deref(), Some("http://10.0.2.2:8080"));
         assert_eq!(a.config_root, PathBuf::from("/tmp/c"));
+        assert_eq!(
+            args("--link /var/config cdrom").unwrap().links,
+            [PathBuf::from("/var/config")]
+        );
+        assert_eq!(
+            args("--deadline 1m30s").unwrap().deadline,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            args("--deadline 3600").unwrap().deadline,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            args("--timeout 600").unwrap().request_timeout,
+            Duration::from_secs(600)
+        );
+        for (bad, why) in [
+            ("--deadline -1", "negative"),
+            ("--deadline 3600.5", "above the maximum"),
+            ("--deadline 1e300", "above the maximum"),
+            ("--deadline NaN", "not a finite"),
+            ("--deadline inf", "not a finite"),
+            ("--deadline 10x", "not a duration"),
+            ("--timeout 601", "above the maximum"),
+        ] {
+            let err = args(bad).unwrap_err();
+            let text = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+            assert!(text.starts_with("option --"), "{bad}: {text}");
+            assert!(text.contains(why), "{bad}: {text}");
+        }
         assert!(matches!(
-            args("--deadline -1"),
+            args("--deadline 0"),
             Err(ArgsError::BadValue { .. })
         ));
         assert!(matches!(

@@ -33,6 +33,9 @@ pub enum PathError {
     Component { path: String, component: String },
 }
 
+/// How the temporary files of [`ConfigDir::write_file`] start (userdata may not use such names).
+pub const TEMP_PREFIX: &str = ".metadata-tmp.";
+
 impl RelPath {
     /// Parses `a/b/c`; refuses absolute paths, `.`/`..`, empty components and NUL bytes.
     pub fn parse(path: &str) -> Result<Self, PathError> {
@@ -237,7 +240,8 @@ impl ConfigDir {
             path: path.to_string(),
             source,
         };
-        let tmp = format!(".{name}.tmp{}", std::process::id());
+        // A fixed short name, so that a final name of up to 255 bytes still has a temporary one.
+        let tmp = format!("{TEMP_PREFIX}{}", std::process::id());
         let _ = unlinkat(dir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         let flags =
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -372,5 +376,21 @@ mod tests {
             "{err:?}"
         );
         assert!(!outside.path().join("x").exists());
+    }
+
+    #[test]
+    fn names_up_to_the_filesystem_limit_are_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = ConfigDir::open(&tmp.path().join("config")).unwrap();
+        for len in [1, 237, 238, 255] {
+            let name = "n".repeat(len);
+            dir.write_file(&RelPath::parse(&name).unwrap(), b"x", 0o644, false)
+                .unwrap_or_else(|e| panic!("{len}-byte name: {e}"));
+            assert_eq!(
+                std::fs::read(tmp.path().join("config").join(&name)).unwrap(),
+                b"x"
+            );
+        }
+        assert!(RelPath::parse(&"n".repeat(256)).is_err());
     }
 }

@@ -17,7 +17,8 @@ pub fn userdata(data: &[u8]) {
     let _ = crate::tree::parse_perm(&String::from_utf8_lossy(data));
 }
 
-/// Every metadata reply parser, the label sniffer and the ISO9660 and FAT readers.
+/// Every metadata reply parser and the label sniffer (the disk readers have their own targets, whose
+/// inputs are whole images).
 pub fn replies(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let _ = scaleway::parse_http_response(data);
@@ -32,11 +33,25 @@ pub fn replies(data: &[u8]) {
     cdrom::parse_nocloud_meta(&text, &mut meta);
     let _ = cdrom::parse_configdrive_meta(data, &mut meta);
     let _ = crate::label::detect(data);
-    let _ = crate::iso9660::read_file(
-        &mut Cursor::new(data),
-        "openstack/latest/meta_data.json",
-        1 << 20,
-    );
-    let _ = crate::disk::fat_read_file(Cursor::new(data), "user-data", 1 << 20);
     let _ = crate::providers::vmware::decode(&text, "gzip+base64");
+}
+
+/// The paths the disk sources read, top level and nested.
+const DISK_PATHS: [&str; 3] = ["user-data", "meta-data", "openstack/latest/meta_data.json"];
+
+/// The ISO9660 reader on a whole image.
+pub fn iso9660(data: &[u8]) {
+    let _ = crate::label::detect(data);
+    for path in DISK_PATHS {
+        let _ = crate::iso9660::read_file(&mut Cursor::new(data), path, 1 << 20);
+    }
+}
+
+/// The FAT reader (allocation-table loop check, read budget, `fatfs`) on a whole image.
+pub fn fat(data: &[u8]) {
+    let _ = crate::label::detect(data);
+    let _ = crate::fat_chains::check(&mut Cursor::new(data));
+    for path in DISK_PATHS {
+        let _ = crate::disk::fat_read_file(Cursor::new(data), path, 1 << 20);
+    }
 }

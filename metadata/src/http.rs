@@ -1,8 +1,8 @@
 //! Bounded HTTP: one per-request timeout, a size limit on every body, capped exponential backoff on
 //! transient failures (connection errors, timeouts, 429, 5xx) and one deadline for the whole fetch.
 //!
-//! 404 and 410 mean "not there" and are returned as [`Reply::Missing`] at once; other 4xx are
-//! final errors. Nothing here retries past the caller's deadline.
+//! 404 and 410 mean "not there" and are returned as [`Reply::Missing`] at once; other 4xx and every
+//! 3xx (redirects are never followed) are final errors. Nothing here retries past the caller's deadline.
 
 use std::time::Duration;
 
@@ -159,6 +159,9 @@ impl Http {
         let client = reqwest::Client::builder()
             .no_proxy()
             .retry(reqwest::retry::never())
+            // Metadata servers never redirect; following one would carry the IMDSv2 token (and
+            // every other header) to wherever `Location` points. A 3xx is a final error.
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(policy.connect_timeout)
             .tls_certs_only(roots)
             .build()

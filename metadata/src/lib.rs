@@ -9,11 +9,13 @@
 //! the JSON userdata tree planned by [`tree`]. [`network`] applies Equinix Metal's bond set-up.
 #![forbid(unsafe_code)]
 
+pub mod alias;
 pub mod apply;
 pub mod cli;
 pub mod confined;
 pub mod disk;
 pub mod dmi;
+pub mod fat_chains;
 pub mod fuzzing;
 pub mod http;
 pub mod iso9660;

@@ -40,6 +40,7 @@ fn plan(args: &metadata::cli::Args) -> Plan {
         deadline: args.deadline,
         strategy,
         set_hostname: !args.no_hostname,
+        links: args.links.clone(),
         configure_network: true,
     }
 }
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(e) => {
             logging::init("metadata", logging::Verbosity::Normal);
-            log::error!("{e}");
+            log::error!("{}", metadata::apply::chain(&e));
             return ExitCode::from(1);
         }
     };

@@ -30,6 +30,8 @@ pub struct Plan {
     pub set_hostname: bool,
     /// Apply network set-up the provider asks for.
     pub configure_network: bool,
+    /// Other paths that must resolve to `config_root` (`/var/config`), as symlinks.
+    pub links: Vec<PathBuf>,
 }
 
 /// How the run ended.
@@ -133,8 +135,19 @@ pub async fn run(plan: &Plan) -> Summary {
         Err(e) => return failed(winner.name(), chain(&e)),
     };
     let mut warnings = applied.warnings.clone();
-    for w in &warnings {
-        log::warn!("{w}");
+    for link in &plan.links {
+        match crate::alias::link(link, &plan.config_root) {
+            Ok(crate::alias::Linked::Created) => log::info!(
+                "{} now resolves to {}",
+                link.display(),
+                plan.config_root.display()
+            ),
+            Ok(crate::alias::Linked::Unchanged) => {}
+            Err(e) => warnings.push(chain(&e)),
+        }
+    }
+    for line in warning_lines(&warnings) {
+        log::warn!("{line}");
     }
     if plan.set_hostname {
         if let Some(h) = &applied.hostname {
@@ -161,6 +174,22 @@ pub async fn run(plan: &Plan) -> Summary {
     }
 }
 
+/// Most warnings printed one per line: a megabyte of bad userdata keys must not keep a 115200-baud
+/// console busy for minutes.
+pub const MAX_WARNING_LINES: usize = 20;
+
+/// The console lines for `warnings`: the first [`MAX_WARNING_LINES`], then a count of the rest.
+pub fn warning_lines(warnings: &[String]) -> Vec<String> {
+    let mut lines: Vec<String> = warnings.iter().take(MAX_WARNING_LINES).cloned().collect();
+    if warnings.len() > MAX_WARNING_LINES {
+        lines.push(format!(
+            "... and {} more warnings not shown",
+            warnings.len() - MAX_WARNING_LINES
+        ));
+    }
+    lines
+}
+
 /// With no new data, what an earlier run wrote is removed so it cannot pass for this boot's.
 fn clear_stale(plan: &Plan) {
     match ConfigDir::open(&plan.config_root)
@@ -172,5 +201,25 @@ fn clear_stale(plan: &Plan) {
         }
         Ok(_) => {}
         Err(e) => log::warn!("{}", chain(&e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warnings_are_capped_with_a_count() {
+        let many: Vec<String> = (0..92_000).map(|i| format!("w{i}")).collect();
+        let lines = warning_lines(&many);
+        assert_eq!(lines.len(), MAX_WARNING_LINES + 1);
+        assert_eq!(lines[0], "w0");
+        assert_eq!(
+            lines[MAX_WARNING_LINES],
+            "... and 91980 more warnings not shown"
+        );
+        let few: Vec<String> = (0..MAX_WARNING_LINES).map(|i| format!("w{i}")).collect();
+        assert_eq!(warning_lines(&few), few);
+        assert!(warning_lines(&[]).is_empty());
     }
 }

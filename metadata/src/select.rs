@@ -59,7 +59,10 @@ impl Selection {
             .iter()
             .zip(&self.states)
             .map(|(p, s)| match s {
-                State::Pending => format!("{}: no answer before the deadline", p.name()),
+                State::Pending => match p.stalled() {
+                    Some(why) => format!("{}: {why}", p.name()),
+                    None => format!("{}: no answer before the deadline", p.name()),
+                },
                 State::Found => format!("{}: found", p.name()),
                 State::Absent => format!("{}: not present", p.name()),
                 State::Failed(e) => format!("{}: {e}", p.name()),

@@ -74,6 +74,27 @@ pub fn parse_perm(text: &str) -> Option<u32> {
     u32::from_str_radix(digits, 8).ok().filter(|m| *m <= 0o1777)
 }
 
+/// Names metadata keeps for itself at the top of the tree: its manifest, and the files it writes
+/// there (which a directory of the same name would make impossible to write in every later run).
+pub const MANIFEST: &str = ".written";
+/// Top-level files metadata writes itself; userdata may write them as files (LinuxKit's `hostname`
+/// entry), never make them directories.
+pub const OWN_FILES: [&str; 3] = ["provider", "userdata", "hostname"];
+
+/// Why `key` (at `depth`, 1 = top level) may not be used, if it is reserved.
+fn reserved(key: &str, depth: usize, is_dir: bool) -> Option<String> {
+    if key.starts_with(crate::confined::TEMP_PREFIX) {
+        return Some("is reserved for metadata's temporary files".into());
+    }
+    if depth == 1 && key == MANIFEST {
+        return Some("is reserved for metadata's manifest".into());
+    }
+    if depth == 1 && is_dir && OWN_FILES.contains(&key) {
+        return Some("is a file metadata writes itself and cannot be a directory".into());
+    }
+    None
+}
+
 fn walk(entries: &Map<String, Value>, parent: Option<&RelPath>, depth: usize, out: &mut Plan) {
     for (key, value) in entries {
         let shown = match parent {
@@ -83,6 +104,11 @@ fn walk(entries: &Map<String, Value>, parent: Option<&RelPath>, depth: usize, ou
         if out.nodes.len() >= MAX_ENTRIES {
             skip(out, &shown, format!("more than {MAX_ENTRIES} entries"));
             return;
+        }
+        let is_dir = value.get("entries").is_some();
+        if let Some(reason) = reserved(key, depth, is_dir) {
+            skip(out, &shown, reason);
+            continue;
         }
         let path = match parent.map_or_else(|| RelPath::parse(key), |p| p.join(key)) {
             Ok(path) => path,
@@ -211,6 +237,40 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn metadata_own_names_are_refused() {
+        let p = plan(
+            br#"{".written":{"entries":{}},"hostname":{"entries":{}},"provider":{"entries":{}},
+                 "userdata":{"entries":{}},".metadata-tmp.1":{"content":""},
+                 "d":{"entries":{".written":{"content":"fine below the top"}}},
+                 "ok":{"content":""}}"#,
+        )
+        .unwrap();
+        let mut skipped: Vec<&str> = p.skipped.iter().map(|s| s.path.as_str()).collect();
+        skipped.sort();
+        assert_eq!(
+            skipped,
+            [
+                ".metadata-tmp.1",
+                ".written",
+                "hostname",
+                "provider",
+                "userdata"
+            ]
+        );
+        let files: Vec<String> = p
+            .nodes
+            .iter()
+            .filter_map(|n| match n {
+                Node::File { path, .. } => Some(path.to_string()),
+                Node::Dir { .. } => None,
+            })
+            .collect();
+        assert_eq!(files, ["d/.written", "ok"]);
+        let p = plan(br#"{"hostname":{"content":"h"}}"#).unwrap();
+        assert!(p.skipped.is_empty(), "a hostname file is LinuxKit's way");
     }
 
     #[test]

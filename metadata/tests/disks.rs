@@ -290,3 +290,55 @@ async fn joliet_names_without_rock_ridge() {
     );
     assert_eq!(read(&tmp.path().join("config"), "userdata"), "joliet only");
 }
+
+#[tokio::test]
+async fn looping_fat_root_is_an_error_naming_the_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    require_root("attaching loop devices");
+    let img = tmp.path().join("loop.img");
+    support::fat_loop::make_looping_fat(&img, "CIDATA");
+    let dev = Loop::attach(&img);
+    expose(tmp.path(), "vdd", &dev);
+    let mut plan = support::plan(
+        "http://127.0.0.1:9",
+        ([127, 0, 0, 1], 9).into(),
+        &["cdrom"],
+        tmp.path(),
+    );
+    // Far more than the bounded read needs, so only the read budget can end it.
+    plan.deadline = Duration::from_secs(600);
+    let summary = run(&plan).await;
+    let line = summary.line();
+    assert!(matches!(summary, Summary::NoneFound { .. }), "{line}");
+    assert!(line.contains("dev/vdd"), "{line}");
+    assert!(
+        line.contains("cluster chain through cluster 2 loops"),
+        "{line}"
+    );
+}
+
+/// A device whose open never returns: a FIFO with no writer stands in for a hung block device.
+#[tokio::test]
+async fn hung_device_is_abandoned_at_the_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("sys/class/block/sr0")).unwrap();
+    std::fs::create_dir_all(tmp.path().join("dev")).unwrap();
+    nix::unistd::mkfifo(&tmp.path().join("dev/sr0"), nix::sys::stat::Mode::S_IRUSR).unwrap();
+    let mut plan = support::plan(
+        "http://127.0.0.1:9",
+        ([127, 0, 0, 1], 9).into(),
+        &["cdrom", "configdrive"],
+        tmp.path(),
+    );
+    plan.deadline = Duration::from_millis(500);
+    let summary = run(&plan).await;
+    let line = summary.line();
+    assert!(matches!(summary, Summary::NoneFound { .. }), "{line}");
+    assert!(
+        line.contains(&format!(
+            "still reading {}",
+            tmp.path().join("dev/sr0").display()
+        )),
+        "{line}"
+    );
+}

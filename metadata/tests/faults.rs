@@ -190,3 +190,36 @@ async fn nothing_listening_ends_within_the_deadline() {
     none_found_saying(&summary, "aws: ");
     assert_eq!(summary.exit_code(), 2);
 }
+
+/// IMDS never redirects: a redirect is refused, not followed (following it would carry the IMDSv2
+/// token to wherever the Location points).
+#[tokio::test]
+async fn redirects_are_refused_not_followed() {
+    let aws = clouds::aws(clouds::Imds::default());
+    let handler: Handler = Arc::new(move |req: &Seen| {
+        if req.method == "GET" && req.path.starts_with("/latest/") {
+            Answer::Reply(
+                302,
+                vec![("Location".into(), "/elsewhere".into())],
+                Vec::new(),
+            )
+        } else {
+            aws(req)
+        }
+    });
+    let server = Server::start("127.0.0.1:0", handler);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut plan = support::plan(&server.url(), server.addr, &["aws"], tmp.path());
+    plan.deadline = Duration::from_secs(3);
+    let summary = run(&plan).await;
+    none_found_saying(&summary, "302");
+    let seen = server.requests();
+    assert!(
+        seen.iter().any(|s| s.method == "GET"),
+        "the probe asked: {seen:#?}"
+    );
+    assert!(
+        seen.iter().all(|s| s.path != "/elsewhere"),
+        "the redirect was followed: {seen:#?}"
+    );
+}

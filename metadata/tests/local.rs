@@ -70,6 +70,40 @@ async fn vmware_guestinfo_through_rpctool() {
     assert_eq!(read(&root, "provider"), "VMware");
 }
 
+/// A tool that never answers is killed at the deadline and named.
+#[tokio::test]
+async fn vmware_rpctool_that_hangs_is_abandoned_at_the_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tool = tmp.path().join("vmware-rpctool");
+    std::fs::write(
+        &tool,
+        "#!/bin/sh
+exec sleep 3600
+",
+    )
+    .unwrap();
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut plan = closed_plan(tmp.path(), &["vmware"]);
+    plan.env.rpctool = tool;
+    plan.deadline = std::time::Duration::from_millis(500);
+    let summary = run(&plan).await;
+    assert!(
+        matches!(summary, Summary::NoneFound { .. }),
+        "{}",
+        summary.line()
+    );
+    assert!(
+        summary
+            .line()
+            .contains("did not answer before the deadline")
+            || summary
+                .line()
+                .contains("vmware: no answer before the deadline"),
+        "{}",
+        summary.line()
+    );
+}
+
 #[tokio::test]
 async fn vmware_without_its_tool_is_absent() {
     let tmp = tempfile::tempdir().unwrap();
@@ -98,4 +132,29 @@ async fn file_provider_reads_userdata() {
     let root = tmp.path().join("config");
     assert_eq!(read(&root, "provider"), file.display().to_string());
     assert_eq!(read(&root, "f"), "from file");
+}
+
+/// `--link`: the pre-2018 `/var/config` resolves to the one copy under the config root, on every run.
+#[tokio::test]
+async fn var_config_link_points_at_the_single_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("userdata.json");
+    std::fs::write(
+        &file,
+        r#"{"docker":{"entries":{"daemon.json":{"content":"{}"}}}}"#,
+    )
+    .unwrap();
+    let var_config = tmp.path().join("var/config");
+    std::fs::create_dir_all(&var_config).unwrap();
+    let mut plan = closed_plan(tmp.path(), &[&format!("file={}", file.display())]);
+    plan.links = vec![var_config.clone()];
+    for _ in 0..2 {
+        let summary = run(&plan).await;
+        assert!(
+            matches!(&summary, Summary::Applied { warnings, .. } if warnings.is_empty()),
+            "{summary:?}"
+        );
+        assert_eq!(std::fs::read_link(&var_config).unwrap(), plan.config_root);
+        assert_eq!(read(&var_config, "docker/daemon.json"), "{}");
+    }
 }

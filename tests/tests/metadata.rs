@@ -8,8 +8,13 @@
 //!   through qemu user networking (`restrict=on`, `guestfwd` to `nc`); its tokens expire after a few
 //!   uses, so metadata's refresh on 401 runs in the guest too.
 //!
+//!   The same boot has a second disk, a FAT32 `cidata` image whose root directory's cluster chain loops:
+//!   metadata must name it as broken on the console and still finish, so the boot goes on.
+//!
 //! The server checks are made on what the server recorded after the guest powered off.
 
+#[path = "../../metadata/tests/support/fat_loop.rs"]
+mod fat_loop;
 #[path = "metadata/imds.rs"]
 mod imds;
 
@@ -253,10 +258,22 @@ fn check_imds_log(log: &[Served]) -> Result<()> {
 #[test]
 fn imdsv2_through_qemu_user_networking_reaches_a_later_service() -> Result<()> {
     let server = Imds::start(imds_instance())?;
-    let config = example("metadata-imds", imds_network(server.port())?)?;
+    let looping = scratch("metadata-imds-looping-fat")?.join("looping-cidata.img");
+    fat_loop::make_looping_fat(&looping, "CIDATA");
+    let mut qemu = imds_network(server.port())?;
+    qemu.extend([
+        "-drive".into(),
+        format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            looping.display()
+        ),
+    ]);
+    let config = example("metadata-imds", qemu)?;
     let mut vm = boot(&config)?;
     let mut lines = vec![
         "dhcp: eth0 169.254.169.15/24".to_string(),
+        "cdrom: reading user-data from /dev/vda: the cluster chain through cluster 2 loops"
+            .to_string(),
         "metadata: aws answered: provider \"AWS\"".to_string(),
         "metadata: Set hostname to: imds-vm.ec2.internal".to_string(),
     ];

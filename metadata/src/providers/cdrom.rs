@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::time::Instant;
@@ -22,13 +22,25 @@ enum Layout {
     ConfigDrive,
 }
 
-/// A disk source.
+/// The device a scan is reading at the moment (`None` between devices and after the scan).
+type Reading = Arc<Mutex<Option<PathBuf>>>;
+
+/// A disk source. Its scans run on their own thread, so that a device that never answers (a hung
+/// block device, a filesystem the reader cannot finish) is abandoned at the deadline instead of
+/// holding up the whole run; [`Provider::stalled`] then names the device.
 #[derive(Debug)]
 pub struct Cdrom {
+    scanner: Scanner,
+    reading: Reading,
+    found: Mutex<Option<Metadata>>,
+}
+
+/// Everything a scan needs, owned, so that it can move to the scanning thread.
+#[derive(Debug, Clone)]
+struct Scanner {
     layout: Layout,
     sysfs: PathBuf,
     dev: PathBuf,
-    found: Mutex<Option<Metadata>>,
 }
 
 /// A device worth mounting.
@@ -51,13 +63,61 @@ impl Cdrom {
     }
     fn new(env: &Env, layout: Layout) -> Self {
         Self {
-            layout,
-            sysfs: env.sysfs.clone(),
-            dev: env.dev.clone(),
+            scanner: Scanner {
+                layout,
+                sysfs: env.sysfs.clone(),
+                dev: env.dev.clone(),
+            },
+            reading: Reading::default(),
             found: Mutex::new(None),
         }
     }
 
+    /// Labelled devices first, then (NoCloud only) `sr*` devices with a filesystem, de-duplicated.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.scanner.candidates(&self.reading)
+    }
+
+    /// Scans on a new thread and waits for it until `deadline`; past it the thread is left behind
+    /// (it ends with the process) and the device it was reading is named in the error.
+    async fn scan_until(&self, deadline: Instant) -> Result<Option<Metadata>, ProviderError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let scanner = self.scanner.clone();
+        let reading = Arc::clone(&self.reading);
+        std::thread::Builder::new()
+            .name(format!("{}-scan", self.name()))
+            .spawn(move || {
+                let _ = tx.send(scanner.scan(&reading));
+            })
+            .map_err(|source| ProviderError::Io {
+                provider: self.name(),
+                what: "starting the disk scan".into(),
+                source,
+            })?;
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ProviderError::Missing {
+                provider: self.name(),
+                what: "an answer from the disk scan".into(),
+            }),
+            Err(_) => Err(ProviderError::Io {
+                provider: self.name(),
+                what: self
+                    .stalled()
+                    .unwrap_or_else(|| "the disk scan did not finish before the deadline".into()),
+                source: std::io::ErrorKind::TimedOut.into(),
+            }),
+        }
+    }
+}
+
+fn set_reading(reading: &Mutex<Option<PathBuf>>, device: Option<&Path>) {
+    if let Ok(mut slot) = reading.lock() {
+        *slot = device.map(Path::to_path_buf);
+    }
+}
+
+impl Scanner {
     fn wanted(&self, label: &str) -> bool {
         match self.layout {
             Layout::NoCloud => label.eq_ignore_ascii_case("cidata"),
@@ -65,8 +125,7 @@ impl Cdrom {
         }
     }
 
-    /// Labelled devices first, then (NoCloud only) `sr*` devices with a filesystem, de-duplicated.
-    pub fn candidates(&self) -> Vec<Candidate> {
+    fn candidates(&self, reading: &Mutex<Option<PathBuf>>) -> Vec<Candidate> {
         let mut names: Vec<String> = std::fs::read_dir(self.sysfs.join("class/block"))
             .map(|rd| {
                 rd.filter_map(Result::ok)
@@ -81,34 +140,34 @@ impl Cdrom {
             .iter()
             .filter(|n| !n.starts_with("ram") && !n.starts_with("zram"))
         {
-            let Some((fs, label)) = read_head(&self.dev.join(name))
-                .as_deref()
-                .and_then(label::detect)
-            else {
+            let device = self.dev.join(name);
+            set_reading(reading, Some(&device));
+            let Some((fs, label)) = read_head(&device).as_deref().and_then(label::detect) else {
                 continue;
             };
-            let cand = Candidate {
-                device: self.dev.join(name),
-                fs,
-            };
+            let cand = Candidate { device, fs };
             if self.wanted(&label) {
                 labelled.push(cand);
             } else if self.layout == Layout::NoCloud && name.starts_with("sr") {
                 optical.push(cand);
             }
         }
+        set_reading(reading, None);
         labelled.extend(optical);
         labelled
     }
 
-    fn scan(&self) -> Result<Option<Metadata>, ProviderError> {
+    fn scan(&self, reading: &Mutex<Option<PathBuf>>) -> Result<Option<Metadata>, ProviderError> {
         let mut last_err = None;
-        for cand in self.candidates() {
-            match self.read_candidate(&cand) {
+        for cand in self.candidates(reading) {
+            set_reading(reading, Some(&cand.device));
+            let result = self.read_candidate(&cand);
+            set_reading(reading, None);
+            match result {
                 Ok(Some(meta)) => return Ok(Some(meta)),
                 Ok(None) => log::debug!("{}: nothing usable", cand.device.display()),
                 Err(e) => {
-                    log::info!("{}", crate::apply::chain(&e));
+                    log::warn!("{}", crate::apply::chain(&e));
                     last_err = Some(e);
                 }
             }
@@ -216,7 +275,7 @@ fn read_configdrive(dev: &mut DeviceReader<'_>) -> Result<Option<Metadata>, Prov
 
 impl Provider for Cdrom {
     fn name(&self) -> &'static str {
-        match self.layout {
+        match self.scanner.layout {
             Layout::NoCloud => "cdrom",
             Layout::ConfigDrive => "configdrive",
         }
@@ -224,9 +283,16 @@ impl Provider for Cdrom {
     fn locality(&self) -> Locality {
         Locality::Local
     }
-    fn probe(&self, _deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
+    fn stalled(&self) -> Option<String> {
+        let device = self.reading.lock().ok()?.clone()?;
+        Some(format!(
+            "still reading {} at the deadline; abandoned",
+            device.display()
+        ))
+    }
+    fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>> {
         Box::pin(async move {
-            let found = self.scan()?;
+            let found = self.scan_until(deadline).await?;
             let present = found.is_some();
             if let Ok(mut slot) = self.found.lock() {
                 *slot = found;
@@ -234,15 +300,18 @@ impl Provider for Cdrom {
             Ok(present)
         })
     }
-    fn fetch(&self, _deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
+    fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
             let cached = self.found.lock().ok().and_then(|mut slot| slot.take());
             match cached {
                 Some(meta) => Ok(meta),
-                None => self.scan()?.ok_or(ProviderError::Missing {
-                    provider: self.name(),
-                    what: "a readable device".into(),
-                }),
+                None => self
+                    .scan_until(deadline)
+                    .await?
+                    .ok_or(ProviderError::Missing {
+                        provider: self.name(),
+                        what: "a readable device".into(),
+                    }),
             }
         })
     }

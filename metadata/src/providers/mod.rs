@@ -85,6 +85,11 @@ pub trait Provider: std::fmt::Debug + Send + Sync {
     fn probe(&self, deadline: Instant) -> BoxFut<'_, Result<bool, ProviderError>>;
     /// Everything the source offers; called only after a successful probe.
     fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>>;
+    /// What a probe still running at the deadline was stuck on (`still reading /dev/vda ...`), for the
+    /// summary; `None` when there is nothing more to say than "no answer".
+    fn stalled(&self) -> Option<String> {
+        None
+    }
     /// Tells the platform that provisioning finished (Azure); nothing for most.
     fn report_ready(&self, _deadline: Instant) -> BoxFut<'_, Result<(), ProviderError>> {
         Box::pin(async { Ok(()) })

@@ -32,11 +32,15 @@ pub fn decode(value: &str, encoding: &str) -> Result<Vec<u8>, String> {
         "" => Ok(value.as_bytes().to_vec()),
         "base64" | "b64" => b64(),
         "gzip+base64" | "gz+b64" => {
+            let limit = crate::apply::MAX_USERDATA;
             let mut out = Vec::new();
             flate2::read::GzDecoder::new(b64()?.as_slice())
-                .take(crate::apply::MAX_USERDATA as u64 + 1)
+                .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| format!("bad gzip: {e}"))?;
+            if out.len() > limit {
+                return Err(format!("gzip expands to more than {limit} bytes"));
+            }
             Ok(out)
         }
         other => Err(format!("unknown encoding {other:?}")),
@@ -49,17 +53,33 @@ impl Vmware {
         Self { rpctool }
     }
 
-    async fn info_get(&self, key: &str) -> Result<Option<String>, ProviderError> {
-        let out = tokio::process::Command::new(&self.rpctool)
+    /// One `vmware-rpctool "info-get KEY"`, killed if it has not answered by `deadline`.
+    async fn info_get(
+        &self,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, ProviderError> {
+        let run = tokio::process::Command::new(&self.rpctool)
             .arg(format!("info-get {key}"))
             .kill_on_drop(true)
-            .output()
+            .output();
+        let io = |what: String, source| ProviderError::Io {
+            provider: "vmware",
+            what,
+            source,
+        };
+        let out = tokio::time::timeout_at(deadline, run)
             .await
-            .map_err(|source| ProviderError::Io {
-                provider: "vmware",
-                what: format!("running {}", self.rpctool.display()),
-                source,
-            })?;
+            .map_err(|_| {
+                io(
+                    format!(
+                        "{} info-get {key} did not answer before the deadline",
+                        self.rpctool.display()
+                    ),
+                    std::io::ErrorKind::TimedOut.into(),
+                )
+            })?
+            .map_err(|source| io(format!("running {}", self.rpctool.display()), source))?;
         Ok(out
             .status
             .success()
@@ -71,12 +91,12 @@ impl Vmware {
             .filter(|s| !s.is_empty()))
     }
 
-    async fn value(&self, key: &str) -> Result<Option<Vec<u8>>, ProviderError> {
-        let Some(raw) = self.info_get(&format!("guestinfo.{key}")).await? else {
+    async fn value(&self, key: &str, deadline: Instant) -> Result<Option<Vec<u8>>, ProviderError> {
+        let Some(raw) = self.info_get(&format!("guestinfo.{key}"), deadline).await? else {
             return Ok(None);
         };
         let encoding = self
-            .info_get(&format!("guestinfo.{key}.encoding"))
+            .info_get(&format!("guestinfo.{key}.encoding"), deadline)
             .await?
             .unwrap_or_default();
         decode(&raw, &encoding)
@@ -104,27 +124,26 @@ impl Provider for Vmware {
             if !self.rpctool.is_file() {
                 return Ok(false);
             }
-            let work = async {
-                Ok::<_, ProviderError>(
-                    self.info_get("guestinfo.metadata").await?.is_some()
-                        || self.info_get("guestinfo.userdata").await?.is_some(),
-                )
-            };
-            tokio::time::timeout_at(deadline, work)
-                .await
-                .unwrap_or(Ok(false))
+            Ok(self
+                .info_get("guestinfo.metadata", deadline)
+                .await?
+                .is_some()
+                || self
+                    .info_get("guestinfo.userdata", deadline)
+                    .await?
+                    .is_some())
         })
     }
-    fn fetch(&self, _deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
+    fn fetch(&self, deadline: Instant) -> BoxFut<'_, Result<Metadata, ProviderError>> {
         Box::pin(async move {
             let mut meta = Metadata::new("VMware");
-            if let Some(m) = self.value("metadata").await? {
+            if let Some(m) = self.value("metadata", deadline).await? {
                 meta.files.insert("metadata".into(), m);
             }
-            if let Some(v) = self.value("vendordata").await? {
+            if let Some(v) = self.value("vendordata", deadline).await? {
                 meta.files.insert("vendordata".into(), v);
             }
-            meta.userdata = self.value("userdata").await?;
+            meta.userdata = self.value("userdata", deadline).await?;
             Ok(meta)
         })
     }
@@ -145,5 +164,26 @@ mod tests {
         );
         assert_eq!(super::decode(&b64, "gzip+base64").unwrap(), b"zipped");
         assert!(super::decode("x", "rot13").is_err());
+        // A bomb: more than the userdata limit once inflated is an error, not a silent cut.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; crate::apply::MAX_USERDATA + 1])
+            .unwrap();
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            gz.finish().unwrap(),
+        );
+        let err = super::decode(&b64, "gzip+base64").unwrap_err();
+        assert!(err.contains("more than 16777216 bytes"), "{err}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![0u8; crate::apply::MAX_USERDATA])
+            .unwrap();
+        let b64 = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            gz.finish().unwrap(),
+        );
+        assert_eq!(
+            super::decode(&b64, "gzip+base64").unwrap().len(),
+            crate::apply::MAX_USERDATA
+        );
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod clouds;
+pub mod fat_loop;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -305,5 +306,6 @@ pub fn plan(base: &str, scaleway: std::net::SocketAddr, providers: &[&str], tmp:
         strategy: Strategy::Parallel,
         set_hostname: false,
         configure_network: false,
+        links: Vec::new(),
     }
 }
