@@ -1,4 +1,4 @@
-//! The image assembler: builds the initramfs tree `linuxkit build` writes (reference §8), in LinuxKit's order:
+//! The image assembler: builds the initramfs tree `linuxkit build` writes (docs/linuxkit.md §8), in LinuxKit's order:
 //! kernel modules, init images, volumes, onboot, onshutdown and service bundles, then `files:`.
 //! The kernel boot file is handed back separately; it is not part of the initramfs.
 

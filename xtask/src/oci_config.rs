@@ -1,4 +1,4 @@
-//! `config.json` (LinuxKit's ConfigToOCI, reference §9) and `runtime.json` (§10) for a container bundle.
+//! `config.json` (LinuxKit's ConfigToOCI, docs/linuxkit.md §9) and `runtime.json` (docs/linuxkit.md §10) for a container bundle.
 //! Component types come from `oci-spec`; the top-level structs are ours so that the JSON has LinuxKit's
 //! field order and Go's `omitempty` behaviour. Output is pretty-printed with a 4-space indent.
 
@@ -20,7 +20,7 @@ pub use process::{Capabilities, Rlimit, User, parse_rlimit};
 /// The OCI runtime-spec version written into `ociVersion`.
 pub const OCI_VERSION: &str = "1.2.1";
 
-/// What the image itself says (its OCI image config): the first layer of §9.
+/// What the image itself says (its OCI image config): the first layer of docs/linuxkit.md §9.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageDefaults {
     pub entrypoint: Vec<String>,
@@ -32,9 +32,9 @@ pub struct ImageDefaults {
 /// What config generation needs to know about the whole build.
 #[derive(Debug, Clone, Default)]
 pub struct BuildContext {
-    /// Container name → uid/gid (§8.2).
+    /// Container name → uid/gid (docs/linuxkit.md §8.2).
     pub ids: BTreeMap<String, u32>,
-    /// Volume name → read-only flag (§8.4).
+    /// Volume name → read-only flag (docs/linuxkit.md §8.4).
     pub volumes: BTreeMap<String, bool>,
 }
 
@@ -123,7 +123,7 @@ pub struct Linux {
     pub readonly_paths: Vec<String>,
 }
 
-/// `runtime.json`: every key is always present (§10).
+/// `runtime.json`: every key is always present (docs/linuxkit.md §10).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RuntimeJson {
     pub cgroups: Vec<String>,

@@ -1,4 +1,4 @@
-//! Volumes (§8.4) and container bundles (§8.2): `/containers/onboot/NNN-name`, `/containers/onshutdown/NNN-name`,
+//! Volumes (docs/linuxkit.md §8.4) and container bundles (docs/linuxkit.md §8.2): `/containers/onboot/NNN-name`, `/containers/onshutdown/NNN-name`,
 //! `/containers/services/name`, each with `config.json`, `runtime.json` and `rootfs/` (read-only) or
 //! `lower/` + `tmp/` + `rootfs/` (writable). An image ref already unpacked by an earlier container is not
 //! written again; the later container's runtime mounts point at the first one's root.

@@ -1,4 +1,4 @@
-//! The `files:` section (§8.5): written last, relative to `/`. Default mode 0600 (files) / 0700
+//! The `files:` section (docs/linuxkit.md §8.5): written last, relative to `/`. Default mode 0600 (files) / 0700
 //! (`directory: true`). Leading directories get the file's mode plus the matching x bits and the file's
 //! owner, the first time a `files:` entry passes through them.
 //!

@@ -1,4 +1,4 @@
-//! How an image's filesystem is placed into the build (§8.1): some paths are dropped, `etc/hosts` and
+//! How an image's filesystem is placed into the build (docs/linuxkit.md §8.1): some paths are dropped, `etc/hosts` and
 //! `etc/resolv.conf` are replaced, and a few paths always exist.
 
 use super::{Content, Node, NodeKind, Tree};

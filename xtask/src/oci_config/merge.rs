@@ -2,7 +2,7 @@
 //! replaces the label field by field, except `binds.add` / `capabilities.add`, which are appended to the
 //! label's `binds` / `capabilities` unless the YAML sets `binds` / `capabilities` itself.
 //!
-//! Divergence (LinuxKit quirk §18.16): the merged lists are de-duplicated, as LinuxKit intended.
+//! Divergence (LinuxKit quirk docs/linuxkit.md §18.16): the merged lists are de-duplicated, as LinuxKit intended.
 
 use crate::blueprint::{BindNamespaces, ImageConfig, RuntimeConfig};
 

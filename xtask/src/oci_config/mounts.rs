@@ -1,5 +1,5 @@
-//! The container mount list (§9: defaults, tmpfs, binds, full mounts, keyed by destination, sorted) and the
-//! rootfs mounts the builder prepends to `runtime.json` (§8.3).
+//! The container mount list (docs/linuxkit.md §9: defaults, tmpfs, binds, full mounts, keyed by destination, sorted) and the
+//! rootfs mounts the builder prepends to `runtime.json` (docs/linuxkit.md §8.3).
 
 use std::collections::BTreeMap;
 
@@ -194,7 +194,7 @@ fn default_mountpoint(kind: &str) -> &'static str {
     }
 }
 
-/// The mounts the builder prepends to `runtime.json` (§8.3). `bundle` is the bundle path relative to `/`
+/// The mounts the builder prepends to `runtime.json` (docs/linuxkit.md §8.3). `bundle` is the bundle path relative to `/`
 /// (e.g. `containers/onboot/000-x`); `root` is where the image filesystem is (its own `rootfs`/`lower`, or
 /// the first duplicate's).
 pub fn rootfs_mounts(bundle: &str, root: &str, readonly: bool) -> Vec<Mount> {

@@ -1,4 +1,4 @@
-//! `process` (args, env, cwd, user, capabilities, rlimits), namespaces and devices of `config.json` (§9).
+//! `process` (args, env, cwd, user, capabilities, rlimits), namespaces and devices of `config.json` (docs/linuxkit.md §9).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
