@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use durations::Limit;
+
+/// The largest `guestkit.onboot_timeout` accepted: a day.
+pub const MAX_ONBOOT_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// Switches read from `/proc/cmdline`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BootOptions {
@@ -23,13 +28,11 @@ pub fn parse_boot_options(cmdline: &str) -> (BootOptions, Vec<String>) {
         match key {
             "linuxkit.runc_debug" => options.runc_debug = value == "1",
             "linuxkit.runc_console" => options.runc_console = value == "1",
-            "guestkit.onboot_timeout" => match value.parse::<f64>() {
-                Ok(secs) if secs.is_finite() && secs > 0.0 => {
-                    options.onboot_timeout = Some(Duration::from_secs_f64(secs));
-                }
-                Ok(0.0) => options.onboot_timeout = None,
-                _ => warnings.push(format!(
-                    "ignoring guestkit.onboot_timeout={value:?}: not a number of seconds"
+            "guestkit.onboot_timeout" => match Limit::up_to(MAX_ONBOOT_TIMEOUT).parse(value) {
+                Ok(Duration::ZERO) => options.onboot_timeout = None,
+                Ok(limit) => options.onboot_timeout = Some(limit),
+                Err(err) => warnings.push(format!(
+                    "/proc/cmdline: ignoring guestkit.onboot_timeout={value:?}: {err}"
                 )),
             },
             _ => {}
@@ -59,16 +62,30 @@ mod tests {
             "guestkit.onboot_timeout=soon",
             "guestkit.onboot_timeout=-3",
             "guestkit.onboot_timeout",
+            "guestkit.onboot_timeout=1e20",
+            "guestkit.onboot_timeout=1e19",
+            "guestkit.onboot_timeout=NaN",
+            "guestkit.onboot_timeout=86401",
         ] {
             let (options, warnings) = parse_boot_options(bad);
             assert_eq!(options.onboot_timeout, None, "{bad}");
             assert_eq!(warnings.len(), 1, "{bad}");
+            assert!(
+                warnings[0].contains("guestkit.onboot_timeout="),
+                "{bad}: {warnings:?}"
+            );
         }
         assert_eq!(
             parse_boot_options("guestkit.onboot_timeout=0")
                 .0
                 .onboot_timeout,
             None
+        );
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_timeout=86400")
+                .0
+                .onboot_timeout,
+            Some(MAX_ONBOOT_TIMEOUT)
         );
     }
 }
