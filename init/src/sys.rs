@@ -283,9 +283,40 @@ pub fn unblock_signals_in_child(command: &mut std::process::Command) {
     }
 }
 
-/// Whether a file descriptor number is open.
-pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table; an unused number yields EBADF, nothing else.
-    // JUSTIFICATION: nix's fcntl needs a BorrowedFd, which may only be made for an fd known to be open.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+/// What a standard descriptor (0–2) of this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdioState {
+    /// Not open.
+    Closed,
+    /// The `/dev/null` character device (1:3), as Rust's runtime leaves a descriptor the kernel did not
+    /// open: before `main` it reopens closed 0–2 on `/dev/null`.
+    Null,
+    /// Anything else (the console, a pipe, a file).
+    Other,
+}
+
+/// What descriptor `fd` is.
+pub fn stdio_state(fd: std::os::fd::RawFd) -> StdioState {
+    // SAFETY: `stat` is plain old data; all-zero is a valid value that fstat overwrites.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat only reads the descriptor table and writes the `stat` we own; an unused number
+    // yields EBADF, nothing else.
+    // JUSTIFICATION: nix's fstat needs a BorrowedFd, which may only be made for an fd known to be open.
+    if unsafe { libc::fstat(fd, &mut stat) } == -1 {
+        return StdioState::Closed;
+    }
+    let is_char = stat.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if is_char && libc::major(stat.st_rdev) == 1 && libc::minor(stat.st_rdev) == 3 {
+        StdioState::Null
+    } else {
+        StdioState::Other
+    }
+}
+
+/// Makes descriptor number `fd` a copy of `file` (without close-on-exec), replacing what it was.
+pub fn replace_fd(file: &std::fs::File, fd: std::os::fd::RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 on a descriptor we own onto a standard descriptor number; it closes and replaces
+    // whatever that number was, which no Rust object of ours owns (stdio is accessed by number).
+    let rc = unsafe { libc::dup2(file.as_raw_fd(), fd) };
+    Errno::result(rc).map(drop)
 }
