@@ -93,14 +93,19 @@ pub fn read(bundle: &Path) -> Result<BTreeMap<String, String>, RuntimeJsonError>
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(source) => return Err(RuntimeJsonError::Read { file, source }),
     };
+    parse(&text, &file)
+}
+
+/// The string annotations of a `config.json` text; `file` names it in errors.
+pub fn parse(text: &[u8], file: &Path) -> Result<BTreeMap<String, String>, RuntimeJsonError> {
     #[derive(serde::Deserialize)]
     struct Annotated {
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
     }
     let doc: Annotated =
-        serde_json::from_slice(&text).map_err(|source| RuntimeJsonError::Parse {
-            file: file.clone(),
+        serde_json::from_slice(text).map_err(|source| RuntimeJsonError::Parse {
+            file: file.to_path_buf(),
             field: "annotations".into(),
             source,
         })?;
