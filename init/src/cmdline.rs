@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use durations::{DurationError, Limit};
 
-/// Default `guestkit.shutdown_timeout`: each waiting step of shutdown gets this much (see
+/// Default `guestkit.shutdown_timeout` (T): the steps of shutdown get shares of it (see
 /// [`crate::shutdown::Budget`]).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest `guestkit.shutdown_timeout` accepted.

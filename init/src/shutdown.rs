@@ -88,11 +88,13 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// T for the hooks, T for `service shutdown`, T after SIGTERM to everyone.
+    /// 2T for the hooks, 2T for `service shutdown`, T after SIGTERM to everyone. The graceful steps get
+    /// twice the forced one: onshutdown containers and graceful service stops (10 s grace by default) do
+    /// real work, while the wait after SIGTERM only gives processes time to exit.
     pub fn split(timeout: Duration) -> Budget {
         Budget {
-            hooks: timeout,
-            service: timeout,
+            hooks: timeout * 2,
+            service: timeout * 2,
             term: timeout,
         }
     }
@@ -340,12 +342,14 @@ short line
     #[test]
     fn budget_bounds_every_step() {
         let budget = Budget::split(Duration::from_secs(2));
-        assert_eq!(budget.hooks, Duration::from_secs(2));
-        assert_eq!(budget.service, Duration::from_secs(2));
+        assert_eq!(budget.hooks, Duration::from_secs(4));
+        assert_eq!(budget.service, Duration::from_secs(4));
         assert_eq!(budget.term, Duration::from_secs(2));
-        assert_eq!(budget.total(), Duration::from_secs(12));
+        assert_eq!(budget.total(), Duration::from_secs(16));
+        let default = Budget::split(crate::cmdline::DEFAULT_SHUTDOWN_TIMEOUT);
+        assert_eq!(default.total(), Duration::from_secs(31));
         let max = Budget::split(crate::cmdline::MAX_SHUTDOWN_TIMEOUT);
-        assert!(max.total() < Duration::from_secs(4 * 3600));
+        assert!(max.total() < Duration::from_secs(6 * 3600));
     }
 
     #[test]
