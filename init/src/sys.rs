@@ -76,8 +76,9 @@ pub trait Sys: std::fmt::Debug + Sync {
     fn load_module(&self, path: &Path, params: &str) -> nix::Result<()>;
     /// `kill(-1, signal)`: every process except PID 1 and the caller.
     fn kill_all(&self, signal: Signal) -> nix::Result<()>;
-    /// `sync(2)`.
-    fn sync(&self);
+    /// `sync(2)`, waited for at most `bound` (a dead disk can block it forever); false when it did not
+    /// finish in time (it goes on in the background).
+    fn sync(&self, bound: std::time::Duration) -> bool;
     /// `reboot(2)`; returns only on failure.
     fn reboot(&self, action: PowerAction) -> Errno;
 }
@@ -219,8 +220,22 @@ impl Sys for RealSys {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), signal)
     }
 
-    fn sync(&self) {
-        nix::unistd::sync();
+    fn sync(&self, bound: std::time::Duration) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("sync".into())
+            .spawn(move || {
+                nix::unistd::sync();
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => finished.recv_timeout(bound).is_ok(),
+            // No thread to spare: sync here; nothing else is left to do anyway.
+            Err(_) => {
+                nix::unistd::sync();
+                true
+            }
+        }
     }
 
     fn reboot(&self, action: PowerAction) -> Errno {
