@@ -390,7 +390,7 @@ impl Runner<'_> {
             .and_then(|()| self.runc(name, "start", &["start".into(), name.into()], None));
         if let Err(err) = started {
             self.kill(name);
-            let _ = exited.recv();
+            let _ = exited.recv_timeout(KILL_WAIT);
             return Err(err);
         }
         Ok(self.wait(name, &exited))
@@ -434,11 +434,24 @@ impl Runner<'_> {
                     limit.as_secs_f64()
                 );
                 self.kill(name);
-                exited.recv().ok().flatten().unwrap_or(137)
+                match exited.recv_timeout(KILL_WAIT) {
+                    Ok(code) => code.unwrap_or(137),
+                    Err(_) => {
+                        log::error!(
+                            "{} {name}: did not exit within {:.1}s of SIGKILL",
+                            self.phase.log_type(),
+                            KILL_WAIT.as_secs_f64()
+                        );
+                        137
+                    }
+                }
             }
         }
     }
 }
+
+/// How long an onboot container's exit is awaited after `runc kill --all KILL`.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// A directory for runc pid files named after `dir` (LinuxKit: `ioutil.TempDir("", "onboot")`), in
 /// `$TMPDIR`/`/tmp`, or in `/run` when that is not writable yet.
