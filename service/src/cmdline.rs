@@ -16,6 +16,9 @@ pub struct BootOptions {
     pub runc_console: bool,
     /// `guestkit.onboot_timeout=SECS`: kill an onboot container that runs longer (0 or absent: no limit).
     pub onboot_timeout: Option<Duration>,
+    /// `guestkit.onboot_log_max_bytes=N`: the cap of each onboot/onshutdown log file (None: the default,
+    /// [`crate::logs::DEFAULT_ONBOOT_LOG_CAP`]).
+    pub onboot_log_max_bytes: Option<u64>,
 }
 
 /// Parses a kernel command line. Unknown or malformed values are reported in the returned warnings and
@@ -33,6 +36,16 @@ pub fn parse_boot_options(cmdline: &str) -> (BootOptions, Vec<String>) {
                 Ok(limit) => options.onboot_timeout = Some(limit),
                 Err(err) => warnings.push(format!(
                     "/proc/cmdline: ignoring guestkit.onboot_timeout={value:?}: {err}"
+                )),
+            },
+            "guestkit.onboot_log_max_bytes" => match value.parse::<u64>() {
+                Ok(bytes) if bytes <= crate::logs::MAX_ONBOOT_LOG_CAP => {
+                    options.onboot_log_max_bytes = Some(bytes);
+                }
+                _ => warnings.push(format!(
+                    "/proc/cmdline: ignoring guestkit.onboot_log_max_bytes={value:?}: not a whole \
+                     number of bytes up to {}",
+                    crate::logs::MAX_ONBOOT_LOG_CAP
                 )),
             },
             _ => {}
@@ -54,6 +67,39 @@ mod tests {
         assert!(!options.runc_console);
         assert_eq!(options.onboot_timeout, Some(Duration::from_millis(2500)));
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn log_cap_is_range_checked() {
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_log_max_bytes=4096")
+                .0
+                .onboot_log_max_bytes,
+            Some(4096)
+        );
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_log_max_bytes=0")
+                .0
+                .onboot_log_max_bytes,
+            Some(0)
+        );
+        for bad in [
+            "-1",
+            "1e20",
+            "NaN",
+            "1099511627777",
+            "18446744073709551616",
+            "lots",
+            "",
+        ] {
+            let (options, warnings) =
+                parse_boot_options(&format!("guestkit.onboot_log_max_bytes={bad}"));
+            assert_eq!(options.onboot_log_max_bytes, None, "{bad}");
+            assert!(
+                warnings.len() == 1 && warnings[0].contains("guestkit.onboot_log_max_bytes"),
+                "{bad}: {warnings:?}"
+            );
+        }
     }
 
     #[test]
