@@ -15,10 +15,8 @@ use crate::layout::Layout;
 use crate::modules::{self, Loader};
 use crate::plan::{self, StepError};
 use crate::power::PowerAction;
-use crate::shutdown::{ShutdownContext, shutdown};
-use crate::supervisor::{
-    OnPowerRequest, Signals, Waited, describe, reap_until_power_request, wait_for,
-};
+use crate::shutdown::{Budget, ShutdownContext, shutdown};
+use crate::supervisor::{Signals, Waited, describe, reap_until_power_request, wait_for};
 use crate::sys::Sys;
 use crate::timeline::Timeline;
 use crate::{cgroups, console, hooks, mdev, mount_table, power_button, root, sysctl, system};
@@ -229,7 +227,7 @@ impl Boot<'_> {
             return None;
         }
         match hooks::spawn(path, args) {
-            Ok(pid) => match wait_for(&self.signals, pid, OnPowerRequest::Interrupt) {
+            Ok(pid) => match wait_for(&self.signals, pid) {
                 Waited::Exited(WaitStatus::Exited(_, 0)) => None,
                 Waited::Exited(status) => {
                     log::error!(
@@ -255,7 +253,7 @@ impl Boot<'_> {
             log::info!("starting {name}");
             self.timeline.event("hook-start", Some(&name));
             match hooks::spawn(&hook, &[]) {
-                Ok(pid) => match wait_for(&self.signals, pid, OnPowerRequest::Interrupt) {
+                Ok(pid) => match wait_for(&self.signals, pid) {
                     // LinuxKit ignores the status; saying it helps whoever reads the console.
                     Waited::Exited(WaitStatus::Exited(_, 0)) => {}
                     Waited::Exited(status) => log::warn!("{name}: {}", describe(status)),
@@ -280,7 +278,7 @@ impl Boot<'_> {
             self.layout.shell.display()
         );
         match hooks::spawn(&self.layout.shell, &[]) {
-            Ok(pid) => match wait_for(&self.signals, pid, OnPowerRequest::Interrupt) {
+            Ok(pid) => match wait_for(&self.signals, pid) {
                 Waited::PowerRequest(action) => action,
                 Waited::Exited(_) => PowerAction::Poweroff,
             },
@@ -303,7 +301,7 @@ impl Boot<'_> {
             sys: self.sys,
             signals: &self.signals,
             layout: &self.layout,
-            timeout,
+            budget: Budget::split(timeout),
             unmount: self.real_boot,
         };
         shutdown(&ctx, &mut self.timeline, action);

@@ -6,8 +6,13 @@
 
 use std::time::Duration;
 
-/// Default bound on how long shutdown waits for processes to exit after SIGTERM.
+use durations::{DurationError, Limit};
+
+/// Default `guestkit.shutdown_timeout` (T): the steps of shutdown get shares of it (see
+/// [`crate::shutdown::Budget`]).
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest `guestkit.shutdown_timeout` accepted.
+pub const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// One `key` or `key=value` parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,13 +33,15 @@ pub struct Cmdline {
 }
 
 /// A command line value that could not be understood.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CmdlineError {
-    /// `guestkit.shutdown_timeout` was not a whole number of seconds.
-    #[error("guestkit.shutdown_timeout={value:?} is not a whole number of seconds")]
+    /// `guestkit.shutdown_timeout` was not a duration in range.
+    #[error("/proc/cmdline: guestkit.shutdown_timeout={value:?}: {reason}")]
     ShutdownTimeout {
         /// The value as given.
         value: String,
+        /// Why it was refused.
+        reason: DurationError,
     },
 }
 
@@ -84,16 +91,16 @@ impl Cmdline {
         self.has("linuxkit.unified_cgroup_hierarchy", "0")
     }
 
-    /// `guestkit.shutdown_timeout=SECS`, or the 5 s default when absent.
+    /// `guestkit.shutdown_timeout=SECS` (seconds or Go-style, at most [`MAX_SHUTDOWN_TIMEOUT`]), or the
+    /// 5 s default when absent.
     pub fn shutdown_timeout(&self) -> Result<Duration, CmdlineError> {
         match self.value("guestkit.shutdown_timeout") {
             None => Ok(DEFAULT_SHUTDOWN_TIMEOUT),
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_secs)
-                .map_err(|_| CmdlineError::ShutdownTimeout {
+            Some(v) => Limit::up_to(MAX_SHUTDOWN_TIMEOUT)
+                .parse(v)
+                .map_err(|reason| CmdlineError::ShutdownTimeout {
                     value: v.to_string(),
+                    reason,
                 }),
         }
     }
@@ -207,27 +214,45 @@ mod tests {
     #[test]
     fn shutdown_timeout_defaults_and_rejects_garbage() {
         let cases = [
-            ("", Ok(DEFAULT_SHUTDOWN_TIMEOUT)),
-            ("guestkit.shutdown_timeout=12", Ok(Duration::from_secs(12))),
-            ("guestkit.shutdown_timeout=0", Ok(Duration::ZERO)),
+            ("", Some(DEFAULT_SHUTDOWN_TIMEOUT)),
+            (
+                "guestkit.shutdown_timeout=12",
+                Some(Duration::from_secs(12)),
+            ),
+            ("guestkit.shutdown_timeout=0", Some(Duration::ZERO)),
+            ("guestkit.shutdown_timeout=3600", Some(MAX_SHUTDOWN_TIMEOUT)),
             (
                 "guestkit.shutdown_timeout=1 guestkit.shutdown_timeout=3",
-                Ok(Duration::from_secs(3)),
+                Some(Duration::from_secs(3)),
             ),
             (
                 "guestkit.shutdown_timeout=1.5",
-                Err(CmdlineError::ShutdownTimeout {
-                    value: "1.5".into(),
-                }),
+                Some(Duration::from_millis(1500)),
             ),
-            ("guestkit.shutdown_timeout", Ok(DEFAULT_SHUTDOWN_TIMEOUT)),
+            (
+                "guestkit.shutdown_timeout=2m",
+                Some(Duration::from_secs(120)),
+            ),
+            ("guestkit.shutdown_timeout", Some(DEFAULT_SHUTDOWN_TIMEOUT)),
+            ("guestkit.shutdown_timeout=3601", None),
+            ("guestkit.shutdown_timeout=1e20", None),
+            ("guestkit.shutdown_timeout=NaN", None),
+            ("guestkit.shutdown_timeout=-1", None),
+            ("guestkit.shutdown_timeout=soon", None),
         ];
         for (i, (input, want)) in cases.iter().enumerate() {
-            assert_eq!(
-                &Cmdline::parse(input).shutdown_timeout(),
-                want,
-                "case {i}: {input:?}"
-            );
+            let got = Cmdline::parse(input).shutdown_timeout();
+            match (want, &got) {
+                (Some(want), Ok(got)) => assert_eq!(got, want, "case {i}: {input:?}"),
+                (None, Err(e)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains("/proc/cmdline: guestkit.shutdown_timeout="),
+                        "case {i}: {text}"
+                    );
+                }
+                _ => panic!("case {i}: {input:?} gave {got:?}"),
+            }
         }
     }
 

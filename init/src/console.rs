@@ -2,11 +2,10 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::fd::IntoRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::sys::fd_is_open;
+use crate::sys::{StdioState, replace_fd, stdio_state};
 
 /// Writes one line to standard error (the console for PID 1). A failed write has nowhere to go.
 pub fn line(text: &str) {
@@ -15,29 +14,47 @@ pub fn line(text: &str) {
     let _ = err.write_all(b"\n");
 }
 
-/// If the kernel started init without stdin, stdout or stderr (no `/dev/console` in the initramfs), opens
-/// `console` for each missing one, so later output and children's stdio reach the console.
+/// If the kernel started init without stdin, stdout or stderr (no `/dev/console` in the initramfs), points
+/// each missing one at `console`, so later output and children's stdio reach the console.
+///
+/// Rust's runtime reopens closed descriptors 0–2 on `/dev/null` before `main`, so "missing" here means
+/// closed *or* `/dev/null`: the kernel never hands PID 1 `/dev/null`. (When `/dev/null` is missing as well,
+/// the runtime aborts before `main`, which no code in `main` can prevent; the images carry `/dev/console`
+/// and the kernel's built-in initramfs adds it too.)
 pub fn ensure_stdio(console: &Path) {
-    for fd in 0..=2 {
-        if fd_is_open(fd) {
-            continue;
-        }
-        // open(2) returns the lowest free number, which is `fd` because the lower ones are open.
-        let opened = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOCTTY)
-            .open(console);
-        match opened {
-            Ok(file) => {
-                // std opens with O_CLOEXEC; stdio must survive exec into the hooks.
-                let _ = nix::fcntl::fcntl(
-                    &file,
-                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                );
-                let _ = file.into_raw_fd();
-            }
-            Err(_) => return,
-        }
+    let missing: Vec<i32> = (0..=2)
+        .filter(|fd| stdio_state(*fd) != StdioState::Other)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(console);
+    let Ok(file) = opened else {
+        return;
+    };
+    for fd in missing {
+        let _ = replace_fd(&file, fd);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsRawFd;
+
+    use super::*;
+
+    #[test]
+    fn tells_null_from_other_descriptors() {
+        let null = std::fs::File::open("/dev/null").unwrap_or_else(|e| panic!("/dev/null: {e}"));
+        assert_eq!(stdio_state(null.as_raw_fd()), StdioState::Null);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let file = std::fs::File::create(dir.path().join("f")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stdio_state(file.as_raw_fd()), StdioState::Other);
+        // Far above any descriptor the test process opens.
+        assert_eq!(stdio_state(1_000_000), StdioState::Closed);
     }
 }

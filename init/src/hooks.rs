@@ -27,12 +27,28 @@ pub fn list(dir: &Path) -> Vec<PathBuf> {
 /// Starts `path` with argv0 = `path` and extra `args`, inheriting stdio, with no blocked signals. The
 /// caller reaps it.
 pub fn spawn(path: &Path, args: &[&str]) -> std::io::Result<Pid> {
+    start(command(path, args))
+}
+
+/// Like [`spawn`], in a process group of its own (numbered by its pid), so that shutdown can kill it
+/// and everything it started in one `kill(-pgid)` when its share of the time is spent.
+pub fn spawn_in_own_group(path: &Path, args: &[&str]) -> std::io::Result<Pid> {
+    let mut command = command(path, args);
+    command.process_group(0);
+    start(command)
+}
+
+fn command(path: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(path);
     command.arg0(path).args(args);
     if std::env::var_os("PATH").is_none() {
         command.env("PATH", DEFAULT_PATH);
     }
     crate::sys::unblock_signals_in_child(&mut command);
+    command
+}
+
+fn start(mut command: Command) -> std::io::Result<Pid> {
     let child = command.spawn()?;
     // Dropping `Child` neither waits nor kills; the supervisor reaps it.
     Ok(Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX)))

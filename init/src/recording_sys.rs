@@ -192,8 +192,9 @@ impl Sys for RecordingSys {
     fn kill_all(&self, signal: Signal) -> nix::Result<()> {
         self.record(Call::KillAll(signal), None)
     }
-    fn sync(&self) {
+    fn sync(&self, _bound: std::time::Duration) -> bool {
         self.log().push(Call::Sync);
+        true
     }
     fn reboot(&self, action: PowerAction) -> Errno {
         self.log().push(Call::Reboot(action));

@@ -98,39 +98,60 @@ pub enum Waited {
     PowerRequest(PowerAction),
 }
 
-/// Whether power requests interrupt a wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnPowerRequest {
-    /// Return [`Waited::PowerRequest`] (boot hooks).
-    Interrupt,
-    /// Log and keep waiting (shutdown hooks: shutdown is already under way).
-    Ignore,
-}
-
-/// Waits for `pid` to end, reaping every other child meanwhile.
-pub fn wait_for(signals: &Signals, pid: Pid, on_power: OnPowerRequest) -> Waited {
+/// Waits for `pid` to end, reaping every other child meanwhile; a power request ends the wait first (boot
+/// hooks run to completion as in LinuxKit, so only a power request bounds this wait).
+pub fn wait_for(signals: &Signals, pid: Pid) -> Waited {
     loop {
-        match reap() {
-            Ok(reaped) => {
-                if let Some((_, status)) = reaped.into_iter().find(|(p, _)| *p == pid) {
-                    return Waited::Exited(status);
-                }
-            }
-            // The child is gone without us seeing it; do not wait forever.
-            Err(_) => return Waited::Exited(WaitStatus::Exited(pid, 0)),
+        if let Some(status) = reaped(pid) {
+            return Waited::Exited(status);
         }
-        let Some(signal) = signals.next(None) else {
-            continue;
-        };
-        if let Some(action) = PowerAction::from_signal(signal) {
-            match on_power {
-                OnPowerRequest::Interrupt => return Waited::PowerRequest(action),
-                OnPowerRequest::Ignore => {
-                    log::info!("{} requested during shutdown; ignored", action.name())
-                }
-            }
+        if let Some(action) = signals.next(None).and_then(PowerAction::from_signal) {
+            return Waited::PowerRequest(action);
         }
     }
+}
+
+/// Waits for `pid` to end until `deadline`, reaping every other child meanwhile. `None` when the deadline
+/// passed first (the child still runs). Power requests are acknowledged on the console and change nothing:
+/// shutdown is already under way.
+pub fn wait_until(signals: &Signals, pid: Pid, deadline: Instant) -> Option<WaitStatus> {
+    loop {
+        if let Some(status) = reaped(pid) {
+            return Some(status);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        if let Some(action) = signals
+            .next(Some(deadline - now))
+            .and_then(PowerAction::from_signal)
+        {
+            acknowledge(action, deadline - now);
+        }
+    }
+}
+
+/// The status of `pid` if it has ended; every other exited child is reaped too.
+fn reaped(pid: Pid) -> Option<WaitStatus> {
+    match reap() {
+        Ok(reaped) => reaped
+            .into_iter()
+            .find(|(p, _)| *p == pid)
+            .map(|(_, status)| status),
+        // The child is gone without us seeing it; do not wait forever.
+        Err(_) => Some(WaitStatus::Exited(pid, 0)),
+    }
+}
+
+/// Says on the console that a power request arrived while shutting down: the first request's action
+/// stands, and the current step ends within `left`.
+pub fn acknowledge(action: PowerAction, left: Duration) {
+    log::info!(
+        "{} requested during shutdown: already shutting down; this step ends within {:.1}s",
+        action.name(),
+        left.as_secs_f64()
+    );
 }
 
 /// Reaps until no process is left or `bound` passes; true when none is left.
@@ -148,8 +169,11 @@ pub fn wait_for_all(signals: &Signals, bound: Duration) -> bool {
         if deadline.is_some_and(|d| now >= d) {
             return false;
         }
-        // Only SIGCHLD matters here; power requests are ignored while shutting down.
-        let _ = signals.next(deadline.map(|d| d - now));
+        let left = deadline.map(|d| d - now);
+        // SIGCHLD wakes this loop; a power request is acknowledged, shutdown is already under way.
+        if let Some(action) = signals.next(left).and_then(PowerAction::from_signal) {
+            acknowledge(action, left.unwrap_or(Duration::MAX));
+        }
     }
 }
 

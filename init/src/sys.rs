@@ -78,8 +78,9 @@ pub trait Sys: std::fmt::Debug + Sync {
     fn load_module(&self, path: &Path, params: &str) -> nix::Result<()>;
     /// `kill(-1, signal)`: every process except PID 1 and the caller.
     fn kill_all(&self, signal: Signal) -> nix::Result<()>;
-    /// `sync(2)`.
-    fn sync(&self);
+    /// `sync(2)`, waited for at most `bound` (a dead disk can block it forever); false when it did not
+    /// finish in time (it goes on in the background).
+    fn sync(&self, bound: std::time::Duration) -> bool;
     /// `reboot(2)`; returns only on failure.
     fn reboot(&self, action: PowerAction) -> Errno;
 }
@@ -230,8 +231,22 @@ impl Sys for RealSys {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(-1), signal)
     }
 
-    fn sync(&self) {
-        nix::unistd::sync();
+    fn sync(&self, bound: std::time::Duration) -> bool {
+        let (done, finished) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("sync".into())
+            .spawn(move || {
+                nix::unistd::sync();
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => finished.recv_timeout(bound).is_ok(),
+            // No thread to spare: sync here; nothing else is left to do anyway.
+            Err(_) => {
+                nix::unistd::sync();
+                true
+            }
+        }
     }
 
     fn reboot(&self, action: PowerAction) -> Errno {
@@ -294,9 +309,40 @@ pub fn unblock_signals_in_child(command: &mut std::process::Command) {
     }
 }
 
-/// Whether a file descriptor number is open.
-pub fn fd_is_open(fd: std::os::fd::RawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table; an unused number yields EBADF, nothing else.
-    // JUSTIFICATION: nix's fcntl needs a BorrowedFd, which may only be made for an fd known to be open.
-    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+/// What a standard descriptor (0–2) of this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdioState {
+    /// Not open.
+    Closed,
+    /// The `/dev/null` character device (1:3), as Rust's runtime leaves a descriptor the kernel did not
+    /// open: before `main` it reopens closed 0–2 on `/dev/null`.
+    Null,
+    /// Anything else (the console, a pipe, a file).
+    Other,
+}
+
+/// What descriptor `fd` is.
+pub fn stdio_state(fd: std::os::fd::RawFd) -> StdioState {
+    // SAFETY: `stat` is plain old data; all-zero is a valid value that fstat overwrites.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat only reads the descriptor table and writes the `stat` we own; an unused number
+    // yields EBADF, nothing else.
+    // JUSTIFICATION: nix's fstat needs a BorrowedFd, which may only be made for an fd known to be open.
+    if unsafe { libc::fstat(fd, &mut stat) } == -1 {
+        return StdioState::Closed;
+    }
+    let is_char = stat.st_mode & libc::S_IFMT == libc::S_IFCHR;
+    if is_char && libc::major(stat.st_rdev) == 1 && libc::minor(stat.st_rdev) == 3 {
+        StdioState::Null
+    } else {
+        StdioState::Other
+    }
+}
+
+/// Makes descriptor number `fd` a copy of `file` (without close-on-exec), replacing what it was.
+pub fn replace_fd(file: &std::fs::File, fd: std::os::fd::RawFd) -> nix::Result<()> {
+    // SAFETY: dup2 on a descriptor we own onto a standard descriptor number; it closes and replaces
+    // whatever that number was, which no Rust object of ours owns (stdio is accessed by number).
+    let rc = unsafe { libc::dup2(file.as_raw_fd(), fd) };
+    Errno::result(rc).map(drop)
 }

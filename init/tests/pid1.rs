@@ -301,6 +301,43 @@ fn stubborn_processes_get_sigkill_after_the_configured_bound() {
     );
 }
 
+/// A shutdown hook and a `service shutdown` that never exit are each killed when their share of
+/// `guestkit.shutdown_timeout` is spent, later hooks are skipped, a second power request is acknowledged,
+/// and shutdown still powers off.
+#[test]
+fn hanging_shutdown_hook_and_service_are_killed_at_their_share() {
+    let mut init = Pid1::start(
+        &[],
+        &[
+            ("010-hang", "echo hook-hanging; exec sleep 100000"),
+            ("020-after", "echo after-ran"),
+        ],
+        "guestkit.shutdown_timeout=1",
+        Some("echo service-hanging; sleep 100000"),
+    );
+    init.expect("init: boot complete");
+    kill(init.init_pid(), Signal::SIGUSR2).unwrap_or_else(|e| panic!("kill: {e}"));
+    init.expect("hook-hanging");
+    kill(init.init_pid(), Signal::SIGTERM).unwrap_or_else(|e| panic!("kill: {e}"));
+    init.expect("reboot requested during shutdown: already shutting down");
+    assert_eq!(init.wait(), Some(libc::SIGINT), "{}", init.output());
+    let out = init.output();
+    let order = [
+        "killed shutdown hook ",
+        "skipping shutdown hook ",
+        "service-hanging",
+        "/service shutdown after ",
+        "init: powering off",
+    ];
+    let mut at = 0;
+    for text in order {
+        at += out[at..]
+            .find(text)
+            .unwrap_or_else(|| panic!("no {text:?} after the previous step:\n{out}"));
+    }
+    assert!(!out.contains("after-ran"), "{out}");
+}
+
 #[test]
 fn graceful_service_stop_runs_when_containerd_is_up() {
     let service = "echo \"service argv: $0 $*\"";

@@ -53,6 +53,7 @@ fn main() {
         namespace: "services.linuxkit".into(),
         dump_spec: None,
         grace: Some(Duration::ZERO),
+        lock_timeout: service::state::DEFAULT_LOCK_TIMEOUT,
     };
     let (mut concurrent, mut sequential, mut ctr) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
@@ -126,5 +127,6 @@ fn services_clone<'a>(s: &Services<'a, Containerd>) -> Services<'a, Containerd> 
         namespace: s.namespace.clone(),
         dump_spec: None,
         grace: s.grace,
+        lock_timeout: s.lock_timeout,
     }
 }

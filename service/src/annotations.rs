@@ -18,7 +18,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::runtime_json::{RestartMode, RuntimeConfig, RuntimeJsonError};
+use durations::Limit;
+
+use crate::runtime_json::{
+    BACKOFF_LIMIT, GRACE_LIMIT, RESET_AFTER_LIMIT, RestartMode, RuntimeConfig, RuntimeJsonError,
+};
 
 /// The restart policy annotation.
 pub const RESTART: &str = "org.guestkit.restart";
@@ -42,16 +46,13 @@ pub fn apply(
         field: format!("annotations.{field}"),
         reason,
     };
-    let seconds = |key: &str| -> Result<Option<f64>, RuntimeJsonError> {
+    let seconds = |key: &str, limit: Limit| -> Result<Option<f64>, RuntimeJsonError> {
         let Some(text) = annotations.get(key) else {
             return Ok(None);
         };
-        match text.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
-            _ => Err(invalid(
-                key,
-                format!("{text:?} is not a non-negative number of seconds"),
-            )),
+        match limit.parse(text) {
+            Ok(duration) => Ok(Some(duration.as_secs_f64())),
+            Err(err) => Err(invalid(key, err.to_string())),
         }
     };
     if config.restart.policy == RestartMode::No
@@ -68,18 +69,18 @@ pub fn apply(
                 ));
             }
         };
-        if let Some(v) = seconds(RESTART_BACKOFF)? {
+        if let Some(v) = seconds(RESTART_BACKOFF, BACKOFF_LIMIT)? {
             config.restart.backoff = v;
         }
-        if let Some(v) = seconds(RESTART_MAX_BACKOFF)? {
+        if let Some(v) = seconds(RESTART_MAX_BACKOFF, BACKOFF_LIMIT)? {
             config.restart.max_backoff = v;
         }
-        if let Some(v) = seconds(RESTART_RESET_AFTER)? {
+        if let Some(v) = seconds(RESTART_RESET_AFTER, RESET_AFTER_LIMIT)? {
             config.restart.reset_after = v;
         }
     }
     if config.stop_grace_period.is_none() {
-        config.stop_grace_period = seconds(STOP_GRACE_PERIOD)?;
+        config.stop_grace_period = seconds(STOP_GRACE_PERIOD, GRACE_LIMIT)?;
     }
     Ok(())
 }
@@ -92,14 +93,19 @@ pub fn read(bundle: &Path) -> Result<BTreeMap<String, String>, RuntimeJsonError>
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(source) => return Err(RuntimeJsonError::Read { file, source }),
     };
+    parse(&text, &file)
+}
+
+/// The string annotations of a `config.json` text; `file` names it in errors.
+pub fn parse(text: &[u8], file: &Path) -> Result<BTreeMap<String, String>, RuntimeJsonError> {
     #[derive(serde::Deserialize)]
     struct Annotated {
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
     }
     let doc: Annotated =
-        serde_json::from_slice(&text).map_err(|source| RuntimeJsonError::Parse {
-            file: file.clone(),
+        serde_json::from_slice(text).map_err(|source| RuntimeJsonError::Parse {
+            file: file.to_path_buf(),
             field: "annotations".into(),
             source,
         })?;
@@ -142,6 +148,38 @@ mod tests {
         apply(&mut config, &a, Path::new("/b/config.json")).expect("valid annotations");
         assert_eq!(config.restart.policy, RestartMode::Always);
         assert_eq!(config.stop_grace_period, Some(1.0));
+    }
+
+    #[test]
+    fn durations_at_their_extremes() {
+        for key in [
+            RESTART_BACKOFF,
+            RESTART_MAX_BACKOFF,
+            RESTART_RESET_AFTER,
+            STOP_GRACE_PERIOD,
+        ] {
+            let run = |value: &str| {
+                let mut config = RuntimeConfig::default();
+                apply(
+                    &mut config,
+                    &annotations(&[(RESTART, "always"), (key, value)]),
+                    Path::new("/b/config.json"),
+                )
+                .map(|()| config)
+            };
+            assert!(run("0").is_ok(), "{key}=0");
+            assert!(run("3600").is_ok(), "{key}=3600");
+            for value in ["1e20", "1e19", "NaN", "-1", "inf", "86401", "soon"] {
+                let message = run(value)
+                    .map(|_| String::new())
+                    .unwrap_or_else(|e| e.to_string());
+                assert!(
+                    message.contains("/b/config.json")
+                        && message.contains(&format!("annotations.{key}")),
+                    "{key}={value}: {message:?}"
+                );
+            }
+        }
     }
 
     #[test]

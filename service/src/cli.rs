@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use durations::Limit;
+
 /// The usage text.
 pub const USAGE: &str = "\
 USAGE: service [options] COMMAND
@@ -36,7 +38,10 @@ Command options:
   -containerd PATH  containerd binary for system-init (default /usr/bin/containerd)
   -dump-spec FILE   start/restart: write the final OCI spec to FILE
   -timeout SECS     stop/restart/shutdown: grace period before SIGKILL (default: runtime.json
-                    stopGracePeriod, else 10); system-init: containerd socket wait (default 60)
+                    stopGracePeriod, else 10; at most 3600); system-init: containerd socket wait
+                    (default 60, at most 3600)
+  -rpc-timeout SECS deadline of the connection and of each containerd call, and of the wait for a
+                    service's lock (default 30, at most 3600)
 ";
 
 /// The default containerd namespace.
@@ -94,6 +99,8 @@ pub struct Target {
     pub path: PathBuf,
     /// `-timeout` (meaning depends on the command).
     pub timeout: Option<Duration>,
+    /// `-rpc-timeout`: the deadline of each containerd call.
+    pub rpc_timeout: Duration,
     /// `-dump-spec`.
     pub dump_spec: Option<PathBuf>,
     /// `-containerd`.
@@ -196,17 +203,13 @@ pub fn parse_go_flags(
     Ok((values, args.get(i..).unwrap_or_default().to_vec()))
 }
 
+/// The largest `-timeout` and `-rpc-timeout` accepted.
+pub const MAX_FLAG_TIMEOUT: Duration = Duration::from_secs(3600);
+
 fn seconds(name: &str, value: &str) -> Result<Duration, UsageError> {
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| {
-            UsageError(format!(
-                "invalid value {value:?} for -{name}: not a number of seconds"
-            ))
-        })
+    Limit::up_to(MAX_FLAG_TIMEOUT)
+        .parse(value)
+        .map_err(|e| UsageError(format!("invalid value {value:?} for -{name}: {e}")))
 }
 
 fn target(values: &HashMap<String, String>, default_path: &str) -> Result<Target, UsageError> {
@@ -218,12 +221,24 @@ fn target(values: &HashMap<String, String>, default_path: &str) -> Result<Target
             .get("timeout")
             .map(|v| seconds("timeout", v))
             .transpose()?,
+        rpc_timeout: values
+            .get("rpc-timeout")
+            .map(|v| seconds("rpc-timeout", v))
+            .transpose()?
+            .unwrap_or(crate::containerd::DEFAULT_CALL_TIMEOUT),
         dump_spec: values.get("dump-spec").map(PathBuf::from),
         containerd: get("containerd", "/usr/bin/containerd"),
     })
 }
 
-const TARGET_FLAGS: &[&str] = &["sock", "path", "dump-spec", "timeout", "containerd"];
+const TARGET_FLAGS: &[&str] = &[
+    "sock",
+    "path",
+    "dump-spec",
+    "timeout",
+    "rpc-timeout",
+    "containerd",
+];
 
 fn one_name(mut rest: Vec<String>) -> Result<String, UsageError> {
     match (rest.pop(), rest.is_empty()) {
@@ -375,6 +390,12 @@ mod tests {
             ("service start a -sock /x", "Please specify the service"),
             ("service stop -bogus a", "not defined: -bogus"),
             ("service stop -timeout soon a", "-timeout"),
+            ("service stop -timeout 1e20 a", "above the maximum"),
+            ("service stop -timeout NaN a", "-timeout"),
+            ("service stop -timeout -1 a", "negative"),
+            ("service stop -timeout 3601 a", "above the maximum"),
+            ("service shutdown -rpc-timeout 1e19", "above the maximum"),
+            ("service shutdown -rpc-timeout -0.5", "negative"),
             ("service stop -sock", "needs an argument"),
             ("service frobnicate", "is not valid command"),
         ];
@@ -391,6 +412,24 @@ mod tests {
             panic!("expected stop")
         };
         assert_eq!(t.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(t.rpc_timeout, crate::containerd::DEFAULT_CALL_TIMEOUT);
+        for (line, want) in [
+            ("service stop -timeout 0 web", Duration::ZERO),
+            ("service stop -timeout 3600 web", MAX_FLAG_TIMEOUT),
+            ("service stop -timeout 1m web", Duration::from_secs(60)),
+        ] {
+            let Command::Stop(t, _) = parse_invocation(&argv(line)).expect(line).command else {
+                panic!("expected stop")
+            };
+            assert_eq!(t.timeout, Some(want), "{line}");
+        }
+        let Command::Shutdown(t) = parse_invocation(&argv("service shutdown -rpc-timeout 2"))
+            .expect("valid")
+            .command
+        else {
+            panic!("expected shutdown")
+        };
+        assert_eq!(t.rpc_timeout, Duration::from_secs(2));
         assert_eq!(
             parse_invocation(&argv("service help"))
                 .expect("help")

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use durations::Limit;
+
+/// The largest `guestkit.onboot_timeout` accepted: a day.
+pub const MAX_ONBOOT_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// Switches read from `/proc/cmdline`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BootOptions {
@@ -11,6 +16,9 @@ pub struct BootOptions {
     pub runc_console: bool,
     /// `guestkit.onboot_timeout=SECS`: kill an onboot container that runs longer (0 or absent: no limit).
     pub onboot_timeout: Option<Duration>,
+    /// `guestkit.onboot_log_max_bytes=N`: the cap of each onboot/onshutdown log file (None: the default,
+    /// [`crate::logs::DEFAULT_ONBOOT_LOG_CAP`]).
+    pub onboot_log_max_bytes: Option<u64>,
 }
 
 /// Parses a kernel command line. Unknown or malformed values are reported in the returned warnings and
@@ -23,13 +31,21 @@ pub fn parse_boot_options(cmdline: &str) -> (BootOptions, Vec<String>) {
         match key {
             "linuxkit.runc_debug" => options.runc_debug = value == "1",
             "linuxkit.runc_console" => options.runc_console = value == "1",
-            "guestkit.onboot_timeout" => match value.parse::<f64>() {
-                Ok(secs) if secs.is_finite() && secs > 0.0 => {
-                    options.onboot_timeout = Some(Duration::from_secs_f64(secs));
+            "guestkit.onboot_timeout" => match Limit::up_to(MAX_ONBOOT_TIMEOUT).parse(value) {
+                Ok(Duration::ZERO) => options.onboot_timeout = None,
+                Ok(limit) => options.onboot_timeout = Some(limit),
+                Err(err) => warnings.push(format!(
+                    "/proc/cmdline: ignoring guestkit.onboot_timeout={value:?}: {err}"
+                )),
+            },
+            "guestkit.onboot_log_max_bytes" => match value.parse::<u64>() {
+                Ok(bytes) if bytes <= crate::logs::MAX_ONBOOT_LOG_CAP => {
+                    options.onboot_log_max_bytes = Some(bytes);
                 }
-                Ok(0.0) => options.onboot_timeout = None,
                 _ => warnings.push(format!(
-                    "ignoring guestkit.onboot_timeout={value:?}: not a number of seconds"
+                    "/proc/cmdline: ignoring guestkit.onboot_log_max_bytes={value:?}: not a whole \
+                     number of bytes up to {}",
+                    crate::logs::MAX_ONBOOT_LOG_CAP
                 )),
             },
             _ => {}
@@ -54,21 +70,68 @@ mod tests {
     }
 
     #[test]
+    fn log_cap_is_range_checked() {
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_log_max_bytes=4096")
+                .0
+                .onboot_log_max_bytes,
+            Some(4096)
+        );
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_log_max_bytes=0")
+                .0
+                .onboot_log_max_bytes,
+            Some(0)
+        );
+        for bad in [
+            "-1",
+            "1e20",
+            "NaN",
+            "1099511627777",
+            "18446744073709551616",
+            "lots",
+            "",
+        ] {
+            let (options, warnings) =
+                parse_boot_options(&format!("guestkit.onboot_log_max_bytes={bad}"));
+            assert_eq!(options.onboot_log_max_bytes, None, "{bad}");
+            assert!(
+                warnings.len() == 1 && warnings[0].contains("guestkit.onboot_log_max_bytes"),
+                "{bad}: {warnings:?}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_timeout_is_a_warning() {
         for bad in [
             "guestkit.onboot_timeout=soon",
             "guestkit.onboot_timeout=-3",
             "guestkit.onboot_timeout",
+            "guestkit.onboot_timeout=1e20",
+            "guestkit.onboot_timeout=1e19",
+            "guestkit.onboot_timeout=NaN",
+            "guestkit.onboot_timeout=86401",
         ] {
             let (options, warnings) = parse_boot_options(bad);
             assert_eq!(options.onboot_timeout, None, "{bad}");
             assert_eq!(warnings.len(), 1, "{bad}");
+            assert!(
+                warnings[0].contains("guestkit.onboot_timeout="),
+                "{bad}: {warnings:?}"
+            );
         }
         assert_eq!(
             parse_boot_options("guestkit.onboot_timeout=0")
                 .0
                 .onboot_timeout,
             None
+        );
+        assert_eq!(
+            parse_boot_options("guestkit.onboot_timeout=86400")
+                .0
+                .onboot_timeout,
+            Some(MAX_ONBOOT_TIMEOUT)
         );
     }
 }

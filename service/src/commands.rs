@@ -103,17 +103,18 @@ fn tokio_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Connects to containerd, retrying briefly: the socket file exists a moment before containerd accepts.
+/// Connects to containerd, retrying until `-rpc-timeout` passes: the socket file exists a moment before
+/// containerd accepts.
 async fn connect(target: &Target) -> Result<Containerd, crate::runtime::RuntimeError> {
-    let mut attempt = 0;
+    let deadline = tokio::time::Instant::now() + target.rpc_timeout;
     loop {
-        match Containerd::connect(&target.socket).await {
-            Ok(client) => return Ok(client),
-            Err(err) if attempt >= 50 => return Err(err),
-            Err(_) => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match Containerd::connect_with(&target.socket, target.rpc_timeout.min(left)).await {
+            Ok(client) => {
+                return Ok(client.with_call_timeout(target.rpc_timeout));
             }
+            Err(err) if tokio::time::Instant::now() >= deadline => return Err(err),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
 }
@@ -140,6 +141,7 @@ fn with_services(
             namespace: namespace.to_owned(),
             dump_spec: target.dump_spec.clone(),
             grace: target.timeout,
+            lock_timeout: target.rpc_timeout,
         };
         body(&services).await
     })

@@ -13,6 +13,8 @@ use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
 use containerd_client::types::v1::Status as ProcessStatus;
 use oci_spec::runtime::Spec;
+use std::future::Future;
+use std::time::Duration;
 
 use crate::runtime::{
     Runtime, RuntimeError, RuntimeErrorKind, RuntimeOp, TaskInfo, TaskStatus, TaskStdio,
@@ -23,10 +25,30 @@ const SPEC_TYPE_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/S
 /// The runtime LinuxKit's services use (containerd's default).
 const RUNC_V2: &str = "io.containerd.runc.v2";
 
-/// A connection to one containerd.
+/// How long one containerd call (and the connection) may take unless `-rpc-timeout` says otherwise.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to one containerd. Every call but [`Runtime::wait_task`] (whose callers bound it) has a
+/// deadline, so a containerd that stops answering cannot hang `service`.
 #[derive(Debug, Clone)]
 pub struct Containerd {
     channel: Channel,
+    call_timeout: Duration,
+}
+
+/// containerd did not answer in time.
+#[derive(Debug, thiserror::Error)]
+#[error("containerd did not answer within {:.1}s", .0.as_secs_f64())]
+pub struct NoAnswer(pub Duration);
+
+fn timed_out(op: RuntimeOp, ns: &str, id: &str, bound: Duration) -> RuntimeError {
+    RuntimeError {
+        op,
+        namespace: ns.into(),
+        id: id.into(),
+        kind: RuntimeErrorKind::Other,
+        source: Box::new(NoAnswer(bound)),
+    }
 }
 
 fn error(op: RuntimeOp, ns: &str, id: &str, status: Status) -> RuntimeError {
@@ -59,18 +81,51 @@ fn request<T>(op: RuntimeOp, ns: &str, id: &str, message: T) -> Result<Request<T
 }
 
 impl Containerd {
-    /// Connects to containerd's socket.
+    /// Connects to containerd's socket, with [`DEFAULT_CALL_TIMEOUT`] on the connection and every call.
     pub async fn connect(socket: &std::path::Path) -> Result<Containerd, RuntimeError> {
-        let channel = containerd_client::connect(socket)
+        Containerd::connect_with(socket, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// Connects to containerd's socket; the connection and every later call may take `call_timeout`.
+    pub async fn connect_with(
+        socket: &std::path::Path,
+        call_timeout: Duration,
+    ) -> Result<Containerd, RuntimeError> {
+        let id = socket.display().to_string();
+        let channel = tokio::time::timeout(call_timeout, containerd_client::connect(socket))
             .await
+            .map_err(|_| timed_out(RuntimeOp::Connect, "", &id, call_timeout))?
             .map_err(|e| RuntimeError {
                 op: RuntimeOp::Connect,
                 namespace: String::new(),
-                id: socket.display().to_string(),
+                id,
                 kind: RuntimeErrorKind::Other,
                 source: Box::new(e),
             })?;
-        Ok(Containerd { channel })
+        Ok(Containerd {
+            channel,
+            call_timeout,
+        })
+    }
+
+    /// The same connection with another deadline for each call.
+    pub fn with_call_timeout(self, call_timeout: Duration) -> Containerd {
+        Containerd {
+            call_timeout,
+            ..self
+        }
+    }
+
+    /// Awaits one call with the deadline.
+    async fn call<T>(
+        &self,
+        (op, ns, id): (RuntimeOp, &str, &str),
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, RuntimeError> {
+        match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(result) => result.map_err(|s| error(op, ns, id, s)),
+            Err(_) => Err(timed_out(op, ns, id, self.call_timeout)),
+        }
     }
 
     fn tasks(&self) -> TasksClient<Channel> {
@@ -122,31 +177,23 @@ impl Runtime for Containerd {
                 container: Some(container),
             },
         )?;
-        self.containers()
-            .create(req)
-            .await
-            .map_err(|s| error(op, ns, id, s))?;
+        self.call((op, ns, id), self.containers().create(req))
+            .await?;
         Ok(())
     }
 
     async fn delete_container(&self, ns: &str, id: &str) -> Result<(), RuntimeError> {
         let op = RuntimeOp::DeleteContainer;
         let req = request(op, ns, id, DeleteContainerRequest { id: id.into() })?;
-        self.containers()
-            .delete(req)
-            .await
-            .map_err(|s| error(op, ns, id, s))?;
+        self.call((op, ns, id), self.containers().delete(req))
+            .await?;
         Ok(())
     }
 
     async fn list_containers(&self, ns: &str) -> Result<Vec<String>, RuntimeError> {
         let op = RuntimeOp::ListContainers;
         let req = request(op, ns, "", ListContainersRequest { filters: vec![] })?;
-        let reply = self
-            .containers()
-            .list(req)
-            .await
-            .map_err(|s| error(op, ns, "", s))?;
+        let reply = self.call((op, ns, ""), self.containers().list(req)).await?;
         Ok(reply
             .into_inner()
             .containers
@@ -171,10 +218,11 @@ impl Runtime for Containerd {
             ..Default::default()
         };
         let reply = self
-            .tasks()
-            .create(request(op, ns, id, message)?)
-            .await
-            .map_err(|s| error(op, ns, id, s))?;
+            .call(
+                (op, ns, id),
+                self.tasks().create(request(op, ns, id, message)?),
+            )
+            .await?;
         Ok(reply.into_inner().pid)
     }
 
@@ -189,10 +237,7 @@ impl Runtime for Containerd {
                 exec_id: String::new(),
             },
         )?;
-        self.tasks()
-            .start(req)
-            .await
-            .map_err(|s| error(op, ns, id, s))?;
+        self.call((op, ns, id), self.tasks().start(req)).await?;
         Ok(())
     }
 
@@ -215,10 +260,7 @@ impl Runtime for Containerd {
                 all,
             },
         )?;
-        self.tasks()
-            .kill(req)
-            .await
-            .map_err(|s| error(op, ns, id, s))?;
+        self.call((op, ns, id), self.tasks().kill(req)).await?;
         Ok(())
     }
 
@@ -251,11 +293,7 @@ impl Runtime for Containerd {
                 container_id: id.into(),
             },
         )?;
-        let reply = self
-            .tasks()
-            .delete(req)
-            .await
-            .map_err(|s| error(op, ns, id, s))?;
+        let reply = self.call((op, ns, id), self.tasks().delete(req)).await?;
         Ok(reply.into_inner().exit_status)
     }
 
@@ -270,14 +308,15 @@ impl Runtime for Containerd {
                 exec_id: String::new(),
             },
         )?;
-        match self.tasks().get(req).await {
-            Ok(reply) => Ok(reply.into_inner().process.map(|p| TaskInfo {
+        match tokio::time::timeout(self.call_timeout, self.tasks().get(req)).await {
+            Ok(Ok(reply)) => Ok(reply.into_inner().process.map(|p| TaskInfo {
                 pid: p.pid,
                 status: task_status(p.status),
                 exit_status: p.exit_status,
             })),
-            Err(status) if status.code() == Code::NotFound => Ok(None),
-            Err(status) => Err(error(op, ns, id, status)),
+            Ok(Err(status)) if status.code() == Code::NotFound => Ok(None),
+            Ok(Err(status)) => Err(error(op, ns, id, status)),
+            Err(_) => Err(timed_out(op, ns, id, self.call_timeout)),
         }
     }
 }

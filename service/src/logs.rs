@@ -72,6 +72,48 @@ pub fn send_to_memlogd(socket_path: &Path, name: &str, fd: &OwnedFd) -> Result<(
     Ok(())
 }
 
+/// The default cap of an onboot/onshutdown log file (`guestkit.onboot_log_max_bytes`).
+pub const DEFAULT_ONBOOT_LOG_CAP: u64 = 16 << 20;
+/// The largest cap accepted.
+pub const MAX_ONBOOT_LOG_CAP: u64 = 1 << 40;
+
+/// Copies `from` into `to` until end of file, keeping the first `cap` bytes; the rest is read and dropped
+/// (so the writer never blocks), and one line saying how much was dropped ends the copy. Returns the
+/// number of bytes dropped.
+pub fn copy_capped(
+    from: &mut dyn std::io::Read,
+    to: &mut dyn Write,
+    cap: u64,
+) -> std::io::Result<u64> {
+    let mut buffer = [0u8; 8192];
+    let (mut kept, mut dropped) = (0u64, 0u64);
+    loop {
+        let read = match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        let room = usize::try_from(cap.saturating_sub(kept)).unwrap_or(usize::MAX);
+        let take = read.min(room);
+        if let Some(part) = buffer.get(..take)
+            && !part.is_empty()
+        {
+            to.write_all(part)?;
+        }
+        kept += take as u64;
+        dropped += (read - take) as u64;
+    }
+    if dropped > 0 {
+        writeln!(
+            to,
+            "\n[log capped at {cap} bytes: {dropped} more bytes dropped]"
+        )?;
+    }
+    to.flush()?;
+    Ok(dropped)
+}
+
 /// A log file created (or truncated) for a container to write.
 pub fn create_log_file(path: &Path) -> Result<File, LogError> {
     File::create(path).map_err(|source| LogError::Open {
@@ -192,6 +234,41 @@ pub fn memlogd_message_for(line: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_keep_the_first_bytes_up_to_the_cap() {
+        let cases: [(&[u8], u64, &str, u64); 4] = [
+            (b"hello", 10, "hello", 0),
+            (b"hello", 5, "hello", 0),
+            (
+                b"hello world",
+                5,
+                "hello\n[log capped at 5 bytes: 6 more bytes dropped]\n",
+                6,
+            ),
+            (
+                b"abc",
+                0,
+                "\n[log capped at 0 bytes: 3 more bytes dropped]\n",
+                3,
+            ),
+        ];
+        for (input, cap, want, dropped) in cases {
+            let mut out = Vec::new();
+            let got = copy_capped(&mut &input[..], &mut out, cap).expect("copy");
+            assert_eq!(
+                (String::from_utf8_lossy(&out).as_ref(), got),
+                (want, dropped)
+            );
+        }
+        let big = vec![b'x'; 100_000];
+        let mut out = Vec::new();
+        assert_eq!(
+            copy_capped(&mut &big[..], &mut out, 4096).expect("copy"),
+            100_000 - 4096
+        );
+        assert!(out.starts_with(&[b'x'; 4096]) && out.len() < 4096 + 100);
+    }
 
     #[test]
     fn memlogd_lines_are_filtered_by_source() {

@@ -19,7 +19,10 @@ use nix::unistd::Pid;
 
 use crate::cmdline::BootOptions;
 use crate::layout::Layout;
-use crate::logs::{LogError, create_log_file, dump_file, dump_memlogd, send_to_memlogd};
+use crate::logs::{
+    DEFAULT_ONBOOT_LOG_CAP, LogError, copy_capped, create_log_file, dump_file, dump_memlogd,
+    send_to_memlogd,
+};
 use crate::prepare::{PrepareError, prepare_filesystem, unmount_rootfs};
 use crate::process_setup::{ProcessSetupError, prepare_process};
 pub use crate::runc::find_runc;
@@ -199,9 +202,10 @@ impl Runner<'_> {
         )
     }
 
-    fn open_logs(&self, name: &str) -> Result<Option<Logs>, OnbootError> {
+    /// The container's stdout and stderr, and for log files the copies that cap them (to wait for).
+    fn open_logs(&self, name: &str) -> Result<(Option<Logs>, Vec<Pump>), OnbootError> {
         if self.boot.runc_console {
-            return Ok(None);
+            return Ok((None, Vec::new()));
         }
         let err = |source: LogError| OnbootError::Logs {
             name: name.into(),
@@ -226,20 +230,29 @@ impl Runner<'_> {
             }
             let stderr = ends.pop().unwrap_or_else(Stdio::null);
             let stdout = ends.pop().unwrap_or_else(Stdio::null);
-            return Ok(Some(Logs { stdout, stderr }));
+            return Ok((Some(Logs { stdout, stderr }), Vec::new()));
         }
-        let open = |out| -> Result<File, OnbootError> {
-            create_log_file(
-                &self
-                    .log_dir()
-                    .join(format!("{}.log", self.log_name(name, out))),
-            )
-            .map_err(err)
+        let cap = self
+            .boot
+            .onboot_log_max_bytes
+            .unwrap_or(DEFAULT_ONBOOT_LOG_CAP);
+        let open = |out| -> Result<(Stdio, Pump), OnbootError> {
+            let path = self
+                .log_dir()
+                .join(format!("{}.log", self.log_name(name, out)));
+            let file = create_log_file(&path).map_err(err)?;
+            let (reader, writer) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| {
+                    err(LogError::Open {
+                        path: "pipe".into(),
+                        source: source.into(),
+                    })
+                })?;
+            Ok((writer.into(), Pump::start(File::from(reader), file, cap)))
         };
-        Ok(Some(Logs {
-            stdout: open(true)?.into(),
-            stderr: open(false)?.into(),
-        }))
+        let (stdout, out_pump) = open(true)?;
+        let (stderr, err_pump) = open(false)?;
+        Ok((Some(Logs { stdout, stderr }), vec![out_pump, err_pump]))
     }
 
     fn dump_logs(&self, name: &str, out: &mut dyn Write) {
@@ -330,13 +343,17 @@ impl Runner<'_> {
             }
         })?;
         timeline::record(&self.layout.timeline, &format!("{event}-start"), name, &[]);
-        let result = self.create_start_wait(bundle, name, &config, pid_dir);
+        let mut pumps = Vec::new();
+        let result = self.create_start_wait(bundle, name, &config, pid_dir, &mut pumps);
         let _ = self.runc(
             name,
             "delete",
             &["delete".into(), "--force".into(), name.into()],
             None,
         );
+        for pump in pumps {
+            pump.finish(name);
+        }
         unmount_rootfs(bundle);
         let _ = std::fs::remove_file(pid_dir.join(name));
         let extra: Vec<(&str, serde_json::Value)> = match &result {
@@ -359,6 +376,7 @@ impl Runner<'_> {
         name: &str,
         config: &crate::runtime_json::RuntimeConfig,
         pid_dir: &Path,
+        pumps: &mut Vec<Pump>,
     ) -> Result<u32, OnbootError> {
         let pid_file = pid_dir.join(name);
         let create: Vec<OsString> = vec![
@@ -369,7 +387,9 @@ impl Runner<'_> {
             pid_file.clone().into(),
             name.into(),
         ];
-        self.runc(name, "create", &create, self.open_logs(name)?)?;
+        let (logs, started_pumps) = self.open_logs(name)?;
+        pumps.extend(started_pumps);
+        self.runc(name, "create", &create, logs)?;
         let pid = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|text| text.trim().parse::<i32>().ok())
@@ -390,7 +410,7 @@ impl Runner<'_> {
             .and_then(|()| self.runc(name, "start", &["start".into(), name.into()], None));
         if let Err(err) = started {
             self.kill(name);
-            let _ = exited.recv();
+            let _ = exited.recv_timeout(KILL_WAIT);
             return Err(err);
         }
         Ok(self.wait(name, &exited))
@@ -434,11 +454,53 @@ impl Runner<'_> {
                     limit.as_secs_f64()
                 );
                 self.kill(name);
-                exited.recv().ok().flatten().unwrap_or(137)
+                match exited.recv_timeout(KILL_WAIT) {
+                    Ok(code) => code.unwrap_or(137),
+                    Err(_) => {
+                        log::error!(
+                            "{} {name}: did not exit within {:.1}s of SIGKILL",
+                            self.phase.log_type(),
+                            KILL_WAIT.as_secs_f64()
+                        );
+                        137
+                    }
+                }
             }
         }
     }
 }
+
+/// A thread copying one of a container's streams into its log file, capped.
+struct Pump {
+    done: mpsc::Receiver<()>,
+}
+
+impl Pump {
+    fn start(mut reader: File, mut file: File, cap: u64) -> Pump {
+        let (sender, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Err(err) = copy_capped(&mut reader, &mut file, cap) {
+                log::warn!("writing a log: {err}");
+            }
+            let _ = sender.send(());
+        });
+        Pump { done }
+    }
+
+    /// Waits for the copy to reach end of file (every writer gone) at most [`KILL_WAIT`]: a process the
+    /// container left behind may keep its stdout open.
+    fn finish(self, name: &str) {
+        if self.done.recv_timeout(KILL_WAIT).is_err() {
+            log::warn!(
+                "{name}: its output is still open after {:.1}s: the log may be incomplete",
+                KILL_WAIT.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// How long an onboot container's exit is awaited after `runc kill --all KILL`.
+const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// A directory for runc pid files named after `dir` (LinuxKit: `ioutil.TempDir("", "onboot")`), in
 /// `$TMPDIR`/`/tmp`, or in `/run` when that is not writable yet.

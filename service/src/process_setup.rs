@@ -181,7 +181,17 @@ fn bind_namespace(pid: u32, kind: &str, path: &Path) -> Result<(), ProcessSetupE
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(target_err)?;
     }
-    std::fs::File::create(path).map_err(target_err)?;
+    // The mount point must exist; an existing file (perhaps someone's data, or an earlier binding) is
+    // left as it is, never truncated.
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) => return Err(target_err(err)),
+    }
     let source = format!("/proc/{pid}/ns/{kind}");
     mount(
         Some(source.as_str()),

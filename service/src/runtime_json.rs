@@ -7,8 +7,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use durations::Limit;
 use oci_spec::runtime::Mount;
 use serde::{Deserialize, Deserializer};
+
+/// `restart.backoff` and `restart.maxBackoff` (and their annotations): at most an hour.
+pub const BACKOFF_LIMIT: Limit = Limit::up_to(Duration::from_secs(3600));
+/// `restart.resetAfter` (and its annotation): at most a day.
+pub const RESET_AFTER_LIMIT: Limit = Limit::up_to(Duration::from_secs(86_400));
+/// `stopGracePeriod` (and its annotation): at most [`crate::services::MAX_GRACE`].
+pub const GRACE_LIMIT: Limit = Limit::up_to(crate::services::MAX_GRACE);
 
 /// Errors reading `runtime.json`.
 #[derive(Debug, thiserror::Error)]
@@ -241,25 +249,25 @@ fn validate(config: &RuntimeConfig, file: &Path) -> Result<(), RuntimeJsonError>
         }
     }
     let restart = &config.restart;
-    for (field, value) in [
-        ("backoff", restart.backoff),
-        ("maxBackoff", restart.max_backoff),
-        ("resetAfter", restart.reset_after),
+    for (field, value, limit) in [
+        ("restart.backoff", Some(restart.backoff), BACKOFF_LIMIT),
+        (
+            "restart.maxBackoff",
+            Some(restart.max_backoff),
+            BACKOFF_LIMIT,
+        ),
+        (
+            "restart.resetAfter",
+            Some(restart.reset_after),
+            RESET_AFTER_LIMIT,
+        ),
+        ("stopGracePeriod", config.stop_grace_period, GRACE_LIMIT),
     ] {
-        if !value.is_finite() || value < 0.0 {
-            return Err(invalid(
-                format!("restart.{field}"),
-                "must be a non-negative number of seconds",
-            ));
+        if let Some(value) = value
+            && let Err(err) = limit.seconds(value)
+        {
+            return Err(invalid(field.into(), &err.to_string()));
         }
-    }
-    if let Some(grace) = config.stop_grace_period
-        && (!grace.is_finite() || grace < 0.0)
-    {
-        return Err(invalid(
-            "stopGracePeriod".into(),
-            "must be a non-negative number of seconds",
-        ));
     }
     Ok(())
 }
@@ -333,6 +341,52 @@ mod tests {
             assert!(message.contains("/b/runtime.json"), "case {i}: {message}");
             assert!(message.contains(field), "case {i}: {message}");
         }
+    }
+
+    #[test]
+    fn durations_at_their_extremes() {
+        for field in [
+            "restart.backoff",
+            "restart.maxBackoff",
+            "restart.resetAfter",
+            "stopGracePeriod",
+        ] {
+            let doc = |value: &str| match field.split_once('.') {
+                Some((outer, inner)) => format!(r#"{{"{outer}": {{"{inner}": {value}}}}}"#),
+                None => format!(r#"{{"{field}": {value}}}"#),
+            };
+            assert!(parse(&doc("0")).is_ok(), "{field}=0");
+            let max = if field == "restart.resetAfter" {
+                "86400"
+            } else {
+                "3600"
+            };
+            assert!(parse(&doc(max)).is_ok(), "{field}={max}");
+            for (value, reason) in [
+                ("1e20", "above the maximum"),
+                ("1e19", "above the maximum"),
+                ("86401", "above the maximum"),
+                ("-1", "negative"),
+                ("-0.001", "negative"),
+            ] {
+                let message = parse(&doc(value))
+                    .map(|_| String::new())
+                    .unwrap_or_else(|e| e.to_string());
+                assert!(
+                    message.contains("/b/runtime.json")
+                        && message.contains(&format!("`{field}`"))
+                        && message.contains(reason),
+                    "{field}={value}: {message:?}"
+                );
+            }
+            // JSON has no NaN: the parser refuses it, naming the file.
+            let nan = parse(&doc("NaN")).map(|_| ()).unwrap_err().to_string();
+            assert!(nan.contains("/b/runtime.json"), "{nan}");
+        }
+        let config =
+            parse(r#"{"restart": {"policy": "always", "backoff": 3600, "maxBackoff": 3600}}"#)
+                .expect("valid");
+        assert_eq!(config.restart.delay(u32::MAX), Duration::from_secs(3600));
     }
 
     #[test]

@@ -23,6 +23,10 @@ use crate::timeline;
 
 /// The grace period between SIGTERM and SIGKILL when neither `-timeout` nor runtime.json sets one.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// The largest stop grace period (`-timeout`, `stopGracePeriod`, the annotation) accepted.
+pub const MAX_GRACE: Duration = Duration::from_secs(3600);
+/// How long a task's exit is awaited after SIGKILL.
+pub const KILL_WAIT: Duration = Duration::from_secs(10);
 const SIGTERM: u32 = 15;
 const SIGKILL: u32 = 9;
 
@@ -105,6 +109,14 @@ pub enum ServiceError {
         /// Its pid.
         pid: u32,
     },
+    /// The task did not exit within [`KILL_WAIT`] of SIGKILL.
+    #[error("service {name} did not exit within {:.1}s of SIGKILL", waited.as_secs_f64())]
+    NoExit {
+        /// The service.
+        name: String,
+        /// How long it was waited for.
+        waited: Duration,
+    },
     /// `stop` of a service that has no container.
     #[error("service {name} is not running")]
     NotRunning {
@@ -128,6 +140,8 @@ pub struct Services<'a, R: Runtime> {
     pub dump_spec: Option<PathBuf>,
     /// `-timeout` of stop: overrides runtime.json's `stopGracePeriod` and the default.
     pub grace: Option<Duration>,
+    /// How long to wait for a service's lock (`-rpc-timeout`).
+    pub lock_timeout: Duration,
 }
 
 /// Whether `name` can be a bundle directory name.
@@ -182,7 +196,7 @@ impl<R: Runtime> Services<'_, R> {
     /// `start NAME`: prints `Starting service: "NAME"`, returns the task's pid.
     pub async fn start(&self, name: &str) -> Result<u32, ServiceError> {
         log::info!("Starting service: {name:?}");
-        let _lock = state::lock(&self.layout.state_dir, name);
+        let _lock = state::lock(&self.layout.state_dir, name, self.lock_timeout).await;
         self.start_unlocked(name).await
     }
 
@@ -317,7 +331,7 @@ impl<R: Runtime> Services<'_, R> {
         if let Ok(Some(task)) = self.runtime.task(ns, name).await {
             if task.status != TaskStatus::Stopped {
                 let _ = self.runtime.kill_task(ns, name, SIGKILL, true).await;
-                let _ = self.runtime.wait_task(ns, name).await;
+                let _ = tokio::time::timeout(KILL_WAIT, self.runtime.wait_task(ns, name)).await;
             }
             let _ = self.runtime.delete_task(ns, name).await;
         }
@@ -326,7 +340,9 @@ impl<R: Runtime> Services<'_, R> {
 
     pub(crate) fn grace_of(&self, config: &RuntimeConfig) -> Duration {
         self.grace
-            .or(config.stop_grace_period.map(Duration::from_secs_f64))
+            .or(config
+                .stop_grace_period
+                .and_then(|g| crate::runtime_json::GRACE_LIMIT.seconds(g).ok()))
             .unwrap_or(DEFAULT_GRACE)
     }
 
@@ -334,7 +350,7 @@ impl<R: Runtime> Services<'_, R> {
     /// the container; undoes the runtime mounts. Returns the exit status if there was a task.
     pub async fn stop(&self, name: &str) -> Result<Option<u32>, ServiceError> {
         log::info!("Stopping service: {name:?}");
-        let _lock = state::lock(&self.layout.state_dir, name);
+        let _lock = state::lock(&self.layout.state_dir, name, self.lock_timeout).await;
         self.stop_unlocked(name).await
     }
 
@@ -428,12 +444,18 @@ impl<R: Runtime> Services<'_, R> {
         {
             return Err(runtime_err(name)(err));
         }
-        wait.await.map_err(runtime_err(name))
+        match tokio::time::timeout(KILL_WAIT, wait).await {
+            Ok(exit) => exit.map_err(runtime_err(name)),
+            Err(_) => Err(ServiceError::NoExit {
+                name: name.into(),
+                waited: KILL_WAIT,
+            }),
+        }
     }
 
     /// `restart NAME`: stop (a service that is not running is fine), then start.
     pub async fn restart(&self, name: &str) -> Result<u32, ServiceError> {
-        let _lock = state::lock(&self.layout.state_dir, name);
+        let _lock = state::lock(&self.layout.state_dir, name, self.lock_timeout).await;
         log::info!("Stopping service: {name:?}");
         match self.stop_unlocked(name).await {
             Ok(_) | Err(ServiceError::NotRunning { .. }) => {}

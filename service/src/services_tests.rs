@@ -51,6 +51,7 @@ impl Fixture {
             namespace: NS.into(),
             dump_spec: None,
             grace: None,
+            lock_timeout: crate::state::DEFAULT_LOCK_TIMEOUT,
         }
     }
 }

@@ -24,14 +24,17 @@ impl<R: Runtime> Services<'_, R> {
     }
 
     /// `shutdown`: stops every container in every service namespace concurrently (each with its own grace
-    /// period) and deletes them. Returns the names that failed to stop.
+    /// period) and deletes them. Returns the names that failed to stop (`namespace NS` for a namespace
+    /// that could not be listed).
     pub async fn shutdown(&self) -> Vec<String> {
         let mut stops = Vec::new();
+        let mut unlisted = Vec::new();
         for ns in self.namespaces() {
             let ids = match self.runtime.list_containers(&ns).await {
                 Ok(ids) => ids,
                 Err(err) => {
                     log::error!("{}", crate::describe(&err));
+                    unlisted.push(format!("namespace {ns}"));
                     continue;
                 }
             };
@@ -39,16 +42,16 @@ impl<R: Runtime> Services<'_, R> {
                 stops.push(self.shutdown_one(ns.clone(), id));
             }
         }
-        futures_util::future::join_all(stops)
+        let failed = futures_util::future::join_all(stops)
             .await
             .into_iter()
-            .flatten()
-            .collect()
+            .flatten();
+        unlisted.into_iter().chain(failed).collect()
     }
 
     async fn shutdown_one(&self, ns: String, id: String) -> Option<String> {
         log::info!("Stopping service: {id:?}");
-        let _lock = state::lock(&self.layout.state_dir, &id);
+        let _lock = state::lock(&self.layout.state_dir, &id, self.lock_timeout).await;
         state::update(&self.layout.state_dir, &id, |r| {
             r.desired = Desired::Stopped
         });

@@ -4,6 +4,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -75,21 +78,43 @@ pub fn update(
     record
 }
 
-/// Holds the exclusive lock of one service until dropped. None if the lock could not be taken (logged).
-pub fn lock(state_dir: &Path, name: &str) -> Option<Flock<File>> {
+/// How long an operation waits for a service's lock unless `-rpc-timeout` says otherwise (the holder may
+/// be stuck in a containerd call, which has that deadline too).
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+const LOCK_POLL: Duration = Duration::from_millis(50);
+
+/// Holds the exclusive lock of one service until dropped, waiting at most `bound` for it. None if the lock
+/// could not be taken in time (logged): the operation then goes on without it, so a holder that is stuck
+/// cannot stop a shutdown.
+pub async fn lock(state_dir: &Path, name: &str, bound: Duration) -> Option<Flock<File>> {
     let path = state_dir.join(format!("{name}.lock"));
-    let file = std::fs::create_dir_all(state_dir).and_then(|()| File::create(&path));
-    match file {
-        Ok(file) => match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(lock) => Some(lock),
-            Err((_, err)) => {
-                log::warn!("locking {}: {err}", path.display());
-                None
-            }
-        },
+    let mut file = match std::fs::create_dir_all(state_dir).and_then(|()| File::create(&path)) {
+        Ok(file) => file,
         Err(err) => {
             log::warn!("creating {}: {err}", path.display());
-            None
+            return None;
+        }
+    };
+    let deadline = Instant::now() + bound;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Some(lock),
+            Err((back, Errno::EWOULDBLOCK | Errno::EINTR)) if Instant::now() < deadline => {
+                file = back;
+                tokio::time::sleep(LOCK_POLL).await;
+            }
+            Err((_, Errno::EWOULDBLOCK)) => {
+                log::warn!(
+                    "{} is still held after {:.1}s: going on without it",
+                    path.display(),
+                    bound.as_secs_f64()
+                );
+                return None;
+            }
+            Err((_, err)) => {
+                log::warn!("locking {}: {err}", path.display());
+                return None;
+            }
         }
     }
 }
@@ -109,6 +134,20 @@ mod tests {
         let record = load(dir.path(), "a");
         assert_eq!(record.restarts, 3);
         assert_eq!(record.desired, Desired::Stopped);
-        assert!(lock(dir.path(), "a").is_some());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("tokio runtime");
+        let held = runtime.block_on(lock(dir.path(), "a", Duration::ZERO));
+        assert!(held.is_some());
+        // flock locks belong to the open file: a second open contends, and gives up at the bound.
+        let contended = runtime.block_on(lock(dir.path(), "a", Duration::from_millis(120)));
+        assert!(contended.is_none());
+        drop(held);
+        assert!(
+            runtime
+                .block_on(lock(dir.path(), "a", Duration::ZERO))
+                .is_some()
+        );
     }
 }

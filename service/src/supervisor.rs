@@ -79,7 +79,7 @@ pub fn decide(
 impl<R: Runtime> Services<'_, R> {
     /// Restarts a service whose task has ended, counting the restart.
     pub async fn revive(&self, name: &str) -> Result<u32, ServiceError> {
-        let _lock = state::lock(&self.layout.state_dir, name);
+        let _lock = state::lock(&self.layout.state_dir, name, self.lock_timeout).await;
         if state::load(&self.layout.state_dir, name).desired == Desired::Stopped {
             return Err(ServiceError::NotRunning { name: name.into() });
         }
@@ -200,6 +200,8 @@ pub fn spawn_supervisor(layout: &Layout, namespace: &str, target: &Target, globa
         .arg(&target.socket)
         .arg("-path")
         .arg(&target.path)
+        .arg("-rpc-timeout")
+        .arg(target.rpc_timeout.as_secs_f64().to_string())
         .stdin(std::process::Stdio::null())
         .process_group(0);
     match command.spawn() {

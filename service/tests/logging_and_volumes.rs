@@ -43,6 +43,7 @@ fn service_logs_reach_memlogd_through_fifos() {
                 namespace: "services.linuxkit".into(),
                 dump_spec: None,
                 grace: Some(Duration::from_millis(100)),
+                lock_timeout: service::state::DEFAULT_LOCK_TIMEOUT,
             };
             services
                 .start("svc")

@@ -74,8 +74,18 @@ fn onboot_containers_run_in_order_with_logs_statuses_and_timeout() {
     )
     .expect("runtime.json");
 
+    write_bundle(
+        dir,
+        "005-chatty",
+        &BundleSpec {
+            script: "i=0; while [ $i -lt 2000 ]; do echo 'chatty line of fifty bytes, over and over again ..'; i=$((i+1)); done",
+            ..Default::default()
+        },
+    );
+
     let boot = BootOptions {
         onboot_timeout: Some(Duration::from_secs(2)),
+        onboot_log_max_bytes: Some(4096),
         ..Default::default()
     };
     let runner = Runner {
@@ -123,6 +133,23 @@ fn onboot_containers_run_in_order_with_logs_statuses_and_timeout() {
             .contains("about to fail")
     );
     assert!(layout.var_log_dir.join("onboot").is_symlink());
+    // 2000 lines written, the first 4096 bytes kept, and a line saying how much was dropped.
+    let written = 2000 * "chatty line of fifty bytes, over and over again ..\n".len();
+    let chatty =
+        std::fs::read_to_string(logs.join("onboot.005-chatty.out.log")).expect("chatty log");
+    assert!(
+        chatty.starts_with("chatty line") && chatty.len() < 4096 + 100,
+        "{} bytes",
+        chatty.len()
+    );
+    assert!(
+        chatty.ends_with(&format!(
+            "[log capped at 4096 bytes: {} more bytes dropped]\n",
+            written - 4096
+        )),
+        "{:?}",
+        chatty.get(4000..)
+    );
 
     let timeline = std::fs::read_to_string(&layout.timeline).expect("timeline");
     let exits: Vec<(String, serde_json::Value)> = timeline
@@ -141,6 +168,7 @@ fn onboot_containers_run_in_order_with_logs_statuses_and_timeout() {
         ("002-fails".to_owned(), serde_json::json!(3)),
         ("003-hangs".to_owned(), serde_json::json!(137)),
         ("004-last".to_owned(), serde_json::json!(0)),
+        ("005-chatty".to_owned(), serde_json::json!(0)),
     ];
     assert_eq!(exits, expected, "{timeline}");
 

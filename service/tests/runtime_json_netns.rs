@@ -111,6 +111,7 @@ fn interfaces_bind_ns_mounts_and_mkdir() {
                 namespace: "services.linuxkit".into(),
                 dump_spec: None,
                 grace: Some(Duration::from_millis(200)),
+                lock_timeout: service::state::DEFAULT_LOCK_TIMEOUT,
             };
             services
                 .start("net-a")

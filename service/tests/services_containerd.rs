@@ -41,6 +41,7 @@ fn start_logs_stop_restart_and_ls() {
             namespace: "services.linuxkit".into(),
             dump_spec: Some(tmp.path().join("spec.json")),
             grace: Some(Duration::from_millis(500)),
+            lock_timeout: service::state::DEFAULT_LOCK_TIMEOUT,
         };
         let pid = services.start("web").await.expect("start web");
         assert!(pid > 0);

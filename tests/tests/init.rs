@@ -508,3 +508,8 @@ fn busybox_reboot_reboots_after_onshutdown_with_the_disk_written() -> Result<()>
 fn a_term_ignoring_process_is_killed_at_the_bound() -> Result<()> {
     shutdown::term_ignorer()
 }
+
+#[test]
+fn a_hanging_shutdown_hook_and_a_stopped_containerd_still_end_in_power_off() -> Result<()> {
+    shutdown::wedged()
+}

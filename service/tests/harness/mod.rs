@@ -204,6 +204,7 @@ impl Drop for TestContainerd {
                         namespace: ns.clone(),
                         dump_spec: None,
                         grace: Some(Duration::ZERO),
+                        lock_timeout: service::state::DEFAULT_LOCK_TIMEOUT,
                     };
                     use service::runtime::Runtime;
                     for id in client.list_containers(&ns).await.unwrap_or_default() {

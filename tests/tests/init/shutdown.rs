@@ -263,3 +263,110 @@ pub fn term_ignorer() -> Result<()> {
     );
     Ok(())
 }
+
+/// `guestkit.shutdown_timeout` of the wedged-shutdown test.
+const WEDGE_BOUND_SECS: u64 = 3;
+
+/// The seconds in init's `killed <what> after <secs>s` warning (the first such line).
+fn killed_after(console: &str, what: &str) -> Result<f64> {
+    let prefix = format!("killed {what} after ");
+    let rest = console
+        .lines()
+        .find_map(|l| l.split_once(prefix.as_str()).map(|(_, rest)| rest))
+        .with_context(|| format!("no `{prefix}...` line on the console"))?;
+    let secs = rest.split_once('s').map_or(rest, |(secs, _)| secs);
+    secs.parse()
+        .with_context(|| format!("`{prefix}{rest}`: no seconds"))
+}
+
+/// A shutdown hook that never exits (`exec sleep 100000`) and a containerd that stops answering (SIGSTOP)
+/// in one boot with `guestkit.shutdown_timeout=3`: init kills the hook when the hooks' share (2T) is spent,
+/// kills `service shutdown` when its share is spent, acknowledges a second press of the power button, and
+/// powers off, with the data written before the request on the ext4 disk. Each step has its own console
+/// line, so the two causes stay apart. Asserted: the guest powered off by itself (not the harness timeout)
+/// and init abandoned each wait at (not before) its bound; the times are printed, not asserted.
+pub fn wedged() -> Result<()> {
+    let token = format!("written-before-wedge-{}", std::process::id());
+    let stop_containerd = "kill -STOP $(pidof containerd) && r containerd-stopped";
+    let blueprint = Blueprint::new(Stack::Full)
+        .cmdline(&format!("guestkit.shutdown_timeout={WEDGE_BOUND_SECS}"))
+        .section(&format!(
+            "services:\n{}",
+            console_container(
+                "sleeper",
+                "echo initvm: service-up; trap 'exit 0' TERM; while :; do sleep 1; done"
+            )
+        ))
+        .hook("030-disk", &disk_hook(&token, stop_containerd))
+        .shutdown_hook("005-hang", "r hang-hook-running\nexec sleep 100000\n");
+    let mut config = assemble_yaml(&blueprint.yaml(), "init-shutdown-wedged")?;
+    let disk = config.workdir.join("disk.img");
+    make_ext4(&disk)?;
+    config.memory_mib = 768;
+    config.extra_args.extend([
+        "-drive".to_string(),
+        format!("file={},if=virtio,format=raw", disk.display()),
+    ]);
+    let mut vm = boot(&config)?;
+    vm.wait_for_line("initvm: service-up", LINE_TIMEOUT)?;
+    vm.wait_for_line("initvm: payload-written", LINE_TIMEOUT)?;
+    vm.wait_for_line("initvm: containerd-stopped", LINE_TIMEOUT)?;
+    vm.power_button()?;
+    vm.wait_for_line("initvm: hang-hook-running", LINE_TIMEOUT)?;
+    vm.power_button()?;
+    vm.wait_for_line(
+        "init: poweroff requested during shutdown: already shutting down",
+        LINE_TIMEOUT,
+    )?;
+    let exit = vm.wait_exit(EXIT_TIMEOUT);
+    let console = vm.console().text();
+    let log = vm.console().log_path().display().to_string();
+    ensure!(
+        exit == VmExit::PoweredOff,
+        "guest ended {exit:?}; console log: {log}"
+    );
+    let order = [
+        "init: shutting down (poweroff)",
+        "initvm: hang-hook-running",
+        "killed shutdown hook /etc/shutdown.d/005-hang after ",
+        "skipping shutdown hook /etc/shutdown.d/010-onshutdown",
+        "init: starting /usr/bin/service shutdown",
+        "killed /usr/bin/service shutdown after ",
+        "init: sending SIGTERM to all processes",
+        "init: powering off",
+    ];
+    let mut at = 0;
+    for line in order {
+        at += console[at..].find(line).with_context(|| {
+            format!("no {line:?} after the previous shutdown step; console log: {log}")
+        })?;
+    }
+    // The hooks and `service shutdown` each get 2T.
+    let bound = 2.0 * WEDGE_BOUND_SECS as f64;
+    let hook = killed_after(&console, "shutdown hook /etc/shutdown.d/005-hang")?;
+    let service = killed_after(&console, "/usr/bin/service shutdown")?;
+    ensure!(
+        hook >= bound && service >= bound,
+        "a wait was abandoned before its {bound}s share (hook {hook}s, service {service}s); console log: {log}"
+    );
+    let start = timeline_ms(&console, "shutdown-start", "poweroff")?;
+    let end = timeline_ms(&console, "shutdown-end", "poweroff")?;
+    eprintln!(
+        "wedged shutdown: hook killed after {hook:.1}s, service shutdown after {service:.1}s, \
+         shutdown took {} ms in the guest (bound {}s: 6T + 3 kill waits of 2 s)",
+        end.saturating_sub(start),
+        6 * WEDGE_BOUND_SECS + 6
+    );
+    let (payload, fsck) = read_back(&disk)?;
+    ensure!(
+        payload == token,
+        "/payload on the disk image is {payload:?}, want {token:?}; console log: {log}"
+    );
+    ensure!(
+        fsck.status.success(),
+        "the ext4 file system was not unmounted cleanly: {}{}",
+        String::from_utf8_lossy(&fsck.stdout),
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+    Ok(())
+}
