@@ -68,7 +68,7 @@ fn blueprint(binary: &std::path::Path, runs: usize) -> String {
     format!(
         r#"
 kernel:
-  image: debian/kernel
+  image: guestkit/kernel:6.1
   cmdline: "console=ttyS0"
 init:
   - guestkit/init:dev

@@ -107,7 +107,7 @@ fn getty_service_logs_root_in_with_the_getty_shadow_password_on_ttys0_and_hvc0()
 /// getty under `init:` and an onboot container that runs only once the `/etc/init.d` hooks returned.
 const INIT_MODE: &str = r#"
 kernel:
-  image: debian/kernel
+  image: guestkit/kernel:6.1
   cmdline: "console=hvc0 console=ttyS0"
 init:
   - guestkit/init:dev

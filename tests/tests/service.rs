@@ -20,7 +20,7 @@ use system_tests::{EXIT_TIMEOUT, LINE_TIMEOUT, VmExit, assemble_yaml, boot};
 /// services; every line it prints starts with `check: `.
 const BLUEPRINT: &str = r#"
 kernel:
-  image: debian/kernel
+  image: guestkit/kernel:6.1
   cmdline: "console=ttyS0"
 init:
   - guestkit/init:dev
@@ -327,7 +327,7 @@ fn service_netns_overlay_volume_commands_logs_and_onshutdown() -> Result<()> {
 /// restarts visible on the console and counted by `service status`.
 const RESTART_BLUEPRINT: &str = r#"
 kernel:
-  image: debian/kernel
+  image: guestkit/kernel:6.1
   cmdline: "console=ttyS0"
 init:
   - guestkit/init:dev

@@ -113,7 +113,7 @@ impl Blueprint {
             format!("files:\n{}", self.files)
         };
         format!(
-            "kernel:\n  image: debian/kernel\n  cmdline: \"{}\"\ninit:\n{init}{}{files}",
+            "kernel:\n  image: guestkit/kernel:6.1\n  cmdline: \"{}\"\ninit:\n{init}{}{files}",
             self.cmdline, self.sections
         )
     }

@@ -107,7 +107,7 @@ pub fn driver_service(script: &str, env: &[String]) -> String {
 /// A whole blueprint: our init, runc and containerd, the given services, the tools and `hooks`.
 pub fn blueprint(services: &[String], hooks: &[String]) -> Result<String> {
     Ok(format!(
-        "kernel:\n  image: debian/kernel\n  cmdline: \"console=ttyS0\"\ninit:\n  - guestkit/init:dev\n  - guestkit/runc:dev\n  - guestkit/containerd:dev\nservices:\n{}files:\n{}{}",
+        "kernel:\n  image: guestkit/kernel:6.1\n  cmdline: \"console=ttyS0\"\ninit:\n  - guestkit/init:dev\n  - guestkit/runc:dev\n  - guestkit/containerd:dev\nservices:\n{}files:\n{}{}",
         services.concat(),
         tool_files()?,
         hooks.concat()
