@@ -1,6 +1,6 @@
 //! PID 1 from start to power-off: the boot sequence, the steady state and shutdown.
 //!
-//! Real boot (no `/proc` yet): root made pivot-able, the §4.2 mounts, cgroups, cold plug, power button,
+//! Real boot (no `/proc` yet): root made pivot-able, the docs/linuxkit.md §4.2 mounts, cgroups, cold plug, power button,
 //! loopback, limits, hostname, resolv.conf, `/etc/init.d/*`. Userspace mode (`/proc/self` already exists:
 //! a container or a test PID namespace) does only the limits and the hooks, then the same reaping and
 //! shutdown, without unmounting.

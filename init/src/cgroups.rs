@@ -1,4 +1,4 @@
-//! cgroup mounts (§4.3): v2 by default; v1 only with `linuxkit.unified_cgroup_hierarchy=0`.
+//! cgroup mounts (docs/linuxkit.md §4.3): v2 by default; v1 only with `linuxkit.unified_cgroup_hierarchy=0`.
 
 use crate::plan::{OnError, Planned, Step, mount, step};
 

@@ -1,4 +1,4 @@
-//! Compatibility for images that use busybox `mdev` (§4.4): when `/sbin/mdev` and `/etc/mdev.conf` exist,
+//! Compatibility for images that use busybox `mdev` (docs/linuxkit.md §4.4): when `/sbin/mdev` and `/etc/mdev.conf` exist,
 //! the kernel's uevent helper becomes `/sbin/mdev`, USB devices' `add` events are replayed, and
 //! `mdev -s` runs once. Without an `mdev.conf` none of this happens: devtmpfs already makes the nodes,
 //! cold plug loads the drivers, and one mdev process per uevent would only slow the boot.

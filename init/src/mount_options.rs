@@ -1,7 +1,7 @@
 //! fstab-style mount option strings (`nodev,nosuid,size=10%,mode=755`) split into `mount(2)` flags and the
 //! filesystem data string.
 //!
-//! Unlike LinuxKit's `parseMountOptions` (§18.5), propagation words (`rshared`, `rprivate`, ...) and
+//! Unlike LinuxKit's `parseMountOptions` (docs/linuxkit.md §18.5), propagation words (`rshared`, `rprivate`, ...) and
 //! `defaults` are flags, never data.
 
 use nix::mount::MsFlags;

@@ -1,7 +1,7 @@
-//! The boot mount table of LinuxKit's `rc.init` (§4.2), in its exact order, as a plan.
+//! The boot mount table of LinuxKit's `rc.init` (docs/linuxkit.md §4.2), in its exact order, as a plan.
 //!
 //! One deliberate divergence: directories asked for as `01777` really get `01777` (LinuxKit passes the
-//! mode as a raw Go `FileMode`, which drops the sticky bit, so its `/var/tmp` ends up `0755`, §18.21).
+//! mode as a raw Go `FileMode`, which drops the sticky bit, so its `/var/tmp` ends up `0755`, docs/linuxkit.md §18.21).
 
 use std::path::PathBuf;
 

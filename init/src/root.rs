@@ -1,6 +1,6 @@
 //! Making an initramfs root usable by `pivot_root` (runc needs it).
 //!
-//! LinuxKit copies the initramfs into a fresh tmpfs (§2). That is not needed: `pivot_root` only fails
+//! LinuxKit copies the initramfs into a fresh tmpfs (docs/linuxkit.md §2). That is not needed: `pivot_root` only fails
 //! because the initramfs `rootfs` is not a mount with a parent. A recursive bind of `/` onto a
 //! directory, moved over `/` and entered with `chroot`, gives `/` a parent at no copying cost; the files
 //! stay where the kernel unpacked them. Any other root filesystem (ISO, squashfs, ext4, ...) is left alone.

@@ -1,4 +1,4 @@
-//! Shutdown (LinuxKit `rc.shutdown`, §6, plus a graceful service stop): shutdown hooks, `service
+//! Shutdown (LinuxKit `rc.shutdown`, docs/linuxkit.md §6, plus a graceful service stop): shutdown hooks, `service
 //! shutdown`, SIGTERM to everyone, a bounded wait, SIGKILL, sync, unmount disk filesystems in reverse
 //! mount order, then `reboot(2)`.
 

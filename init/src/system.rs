@@ -1,4 +1,4 @@
-//! The rest of rc.init's setup (§4.5): loopback, resource limits, hostname and resolv.conf.
+//! The rest of rc.init's setup (docs/linuxkit.md §4.5): loopback, resource limits, hostname and resolv.conf.
 
 use std::path::{Path, PathBuf};
 

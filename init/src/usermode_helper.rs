@@ -1,4 +1,4 @@
-//! The `/sbin/usermode-helper` personality (§7): LinuxKit kernels run every usermode helper through
+//! The `/sbin/usermode-helper` personality (docs/linuxkit.md §7): LinuxKit kernels run every usermode helper through
 //! `CONFIG_STATIC_USERMODEHELPER_PATH`, with the wanted helper as argv0. Only mdev, modprobe, poweroff and
 //! reboot may run; anything else exits 2.
 

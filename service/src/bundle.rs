@@ -1,4 +1,4 @@
-//! `config.json` of a bundle, read with the `oci-spec` types (behaviour reference §9, §11.2).
+//! `config.json` of a bundle, read with the `oci-spec` types (docs/linuxkit.md §9, docs/linuxkit.md §11.2).
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,5 @@
 //! [`Runtime`] over containerd's gRPC API with the `containerd-client` crate (calls known to work on
-//! containerd 1.6 through 2.x, rust-stack-notes §3).
+//! containerd 1.6 through 2.x, docs/linuxkit.md §20).
 
 use containerd_client::services::v1::container::Runtime as ContainerRuntime;
 use containerd_client::services::v1::containers_client::ContainersClient;

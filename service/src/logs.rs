@@ -1,4 +1,4 @@
-//! Where container output goes (behaviour reference §12): files under `/var/log` and `/run/log/<type>`, or
+//! Where container output goes (docs/linuxkit.md §12): files under `/var/log` and `/run/log/<type>`, or
 //! memlogd by fd passing when its socket exists.
 
 use std::fs::File;
@@ -204,7 +204,7 @@ pub fn dump_file(path: &Path, out: &mut dyn Write) {
 }
 
 /// Prints the lines memlogd holds for log `name` (query mode 0, JSON lines). This is what LinuxKit's
-/// remote dump means to do; LinuxKit's own parser no longer matches memlogd's format (§18.3).
+/// remote dump means to do; LinuxKit's own parser no longer matches memlogd's format (docs/linuxkit.md §18.3).
 pub fn dump_memlogd(query_socket: &Path, name: &str, out: &mut dyn Write) {
     let Ok(mut stream) = std::os::unix::net::UnixStream::connect(query_socket) else {
         return;

@@ -5,7 +5,7 @@
 //! - `rshared`, `rprivate`, `rslave` and `runbindable` are recursive propagation flags, not data.
 //! - Propagation flags are kept apart from the other flags ([`MountArgs::propagation`]) so that the caller
 //!   can apply them in a second `mount(2)` call: the kernel ignores them when `MS_REMOUNT` or `MS_BIND` is
-//!   set, and treats a new mount carrying them as a pure propagation change (LinuxKit quirk §18.4).
+//!   set, and treats a new mount carrying them as a pure propagation change (LinuxKit quirk docs/linuxkit.md §18.4).
 
 use nix::mount::MsFlags;
 

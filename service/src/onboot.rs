@@ -1,4 +1,4 @@
-//! The onboot / onshutdown runner (behaviour reference §11.6): each bundle of `/containers/onboot` (or
+//! The onboot / onshutdown runner (docs/linuxkit.md §11.6): each bundle of `/containers/onboot` (or
 //! `onshutdown`) in name order, run to completion with runc, its logs dumped to the console afterwards.
 //!
 //! Differences from LinuxKit, all deliberate: a bad runtime.json fails that container only; a container that

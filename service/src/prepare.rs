@@ -1,4 +1,4 @@
-//! Phase A of `runtime.json` (behaviour reference §10.1): mounts, mkdir and cgroups before the container is
+//! Phase A of `runtime.json` (docs/linuxkit.md §10.1): mounts, mkdir and cgroups before the container is
 //! created, and their undoing when a container stops (a guestkit addition; LinuxKit only unmounts the rootfs
 //! of onboot containers).
 

@@ -1,4 +1,4 @@
-//! Phase B of `runtime.json` (behaviour reference §10.2): network interfaces and namespace binds, done after
+//! Phase B of `runtime.json` (docs/linuxkit.md §10.2): network interfaces and namespace binds, done after
 //! the container's process exists and before it starts. Links go through rtnetlink, in the network namespace
 //! of the calling thread (the root namespace in the guest).
 

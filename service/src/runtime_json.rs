@@ -1,4 +1,4 @@
-//! `runtime.json`: LinuxKit's per-container runtime configuration (behaviour reference §10), plus the
+//! `runtime.json`: LinuxKit's per-container runtime configuration (docs/linuxkit.md §10), plus the
 //! guestkit keys LinuxKit ignores (`restart`, `stopGracePeriod`).
 //!
 //! The parser is tolerant like LinuxKit's: missing keys and `null` mean empty, unknown keys are ignored,
@@ -57,7 +57,7 @@ pub enum RuntimeJsonError {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct RuntimeConfig {
-    /// cgroup directories to create (§10.1 step 3).
+    /// cgroup directories to create (docs/linuxkit.md §10.1 step 3).
     #[serde(deserialize_with = "null_as_default")]
     pub cgroups: Vec<String>,
     /// Mounts done before the container is created; relative destinations are inside the rootfs.

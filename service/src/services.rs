@@ -1,4 +1,4 @@
-//! `start`, `stop`, `restart` and `shutdown` of services from bundles (behaviour reference §11.2–§11.4),
+//! `start`, `stop`, `restart` and `shutdown` of services from bundles (docs/linuxkit.md §11.2–docs/linuxkit.md §11.4),
 //! over any [`Runtime`].
 //!
 //! Differences from LinuxKit, all deliberate: `stop` sends SIGTERM, waits a grace period, then SIGKILL, and

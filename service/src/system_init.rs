@@ -1,4 +1,4 @@
-//! `system-init` (what `/etc/init.d/020-containerd` runs, behaviour reference §11.5): start containerd as
+//! `system-init` (what `/etc/init.d/020-containerd` runs, docs/linuxkit.md §11.5): start containerd as
 //! `/etc/containerd/runtime-config.toml` says, wait for its socket (with a timeout, unlike LinuxKit), clean
 //! stale containers, start every service, and leave containerd running.
 

@@ -1,4 +1,4 @@
-//! Volumes (`/etc/init.d/005-volumes`, behaviour reference §11.7): an overlay of `lower` with a tmpfs upper
+//! Volumes (`/etc/init.d/005-volumes`, docs/linuxkit.md §11.7): an overlay of `lower` with a tmpfs upper
 //! layer mounted on `merged` for each `/containers/volumes/<name>`.
 
 use std::path::{Path, PathBuf};
@@ -127,7 +127,7 @@ fn mount_volume(dir: &Path, name: &str) -> Result<(), VolumeError> {
 }
 
 /// Mounts every volume; returns 1 if the directory cannot be read or any volume failed, else 0. An image
-/// without volumes has no `/containers/volumes`: that is 0 (LinuxKit returns 1, §18.19, which made init
+/// without volumes has no `/containers/volumes`: that is 0 (LinuxKit returns 1, docs/linuxkit.md §18.19, which made init
 /// report a failed `005-volumes` hook on every boot).
 pub fn mount_volumes(dir: &Path) -> i32 {
     match std::fs::read_dir(dir) {

@@ -1,4 +1,4 @@
-//! Issue 3's "Done when" list for `init`, each proved in a booted VM (Debian 6.1 kernel, TCG): the §4.2
+//! The "Done when" list for `init`, each proved in a booted VM (Debian 6.1 kernel, TCG): the docs/linuxkit.md §4.2
 //! mount table and cgroups, cold plug, orphan reaping, every shutdown trigger with onshutdown and an ext4
 //! disk checked from the host, the bounded wait for TERM-ignoring processes, and the boot timeline with
 //! its SVG. Guest hooks report on the console as `initvm: ...` lines (see `init/guest.rs`).
@@ -64,7 +64,7 @@ r "sigblk $(sed -n 's/^SigBlk:[[:space:]]*//p' /proc/self/status)"
 r "report-done"
 "#;
 
-/// The expected `mode`, `link` and `dev` report lines: §4.2 rows 6–11 (with `/var/tmp` sticky, a
+/// The expected `mode`, `link` and `dev` report lines: docs/linuxkit.md §4.2 rows 6–11 (with `/var/tmp` sticky, a
 /// deliberate divergence) and the tmpfs roots.
 const MODES: &[(&str, &str)] = &[
     ("/tmp", "1777"),
@@ -153,7 +153,7 @@ fn check_mount_report(report: &Report) -> Result<()> {
     }
     ensure!(
         problems.is_empty(),
-        "the guest's mounts differ from §4.2:\n{}",
+        "the guest's mounts differ from docs/linuxkit.md §4.2:\n{}",
         problems.join("\n")
     );
     Ok(())

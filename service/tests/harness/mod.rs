@@ -344,7 +344,7 @@ pub fn write_bundle(dir: &Path, name: &str, spec: &BundleSpec) -> PathBuf {
     bundle
 }
 
-/// LinuxKit's runtime.json for a writable container (§8.3), followed by `extra` (comma-led JSON fields).
+/// LinuxKit's runtime.json for a writable container (docs/linuxkit.md §8.3), followed by `extra` (comma-led JSON fields).
 pub fn writable_runtime_json(bundle: &Path, extra: &str) -> String {
     let b = bundle.display();
     format!(

@@ -1,4 +1,4 @@
-//! The §4.2 mount table as `/proc/mounts` shows it on the Debian 6.1 kernel, and the comparison with what a
+//! The docs/linuxkit.md §4.2 mount table as `/proc/mounts` shows it on the Debian 6.1 kernel, and the comparison with what a
 //! guest reported.
 //!
 //! Options are compared as sets of the words the kernel prints. Special words: `size=10%` / `size=50%`
@@ -79,7 +79,7 @@ const fn silent(
 
 const NNNR: &str = "rw,nosuid,nodev,noexec,relatime";
 
-/// §4.2 in mount order, then the cgroup v2 mount of §4.3.
+/// docs/linuxkit.md §4.2 in mount order, then the cgroup v2 mount of docs/linuxkit.md §4.3.
 pub const TABLE: &[Row] = &[
     row("/proc", "proc", "proc", NNNR),
     row(
