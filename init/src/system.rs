@@ -81,11 +81,11 @@ pub fn prepare_resolv_conf(sys: &dyn Sys, link: &Path) {
     if target.exists() {
         return;
     }
-    if let Some(dir) = target.parent() {
-        if let Err(e) = sys.mkdir_all(dir, 0o755) {
-            log::error!("creating {}: {e}", dir.display());
-            return;
-        }
+    if let Some(dir) = target.parent()
+        && let Err(e) = sys.mkdir_all(dir, 0o755)
+    {
+        log::error!("creating {}: {e}", dir.display());
+        return;
     }
     if let Err(e) = sys.write_file(&target, b"") {
         log::error!("creating {}: {e}", target.display());

@@ -149,18 +149,18 @@ pub async fn run(plan: &Plan) -> Summary {
     for line in warning_lines(&warnings) {
         log::warn!("{line}");
     }
-    if plan.set_hostname {
-        if let Some(h) = &applied.hostname {
-            match nix::unistd::sethostname(h) {
-                Ok(()) => log::info!("Set hostname to: {h}"),
-                Err(e) => warnings.push(format!("sethostname {h}: {e}")),
-            }
+    if plan.set_hostname
+        && let Some(h) = &applied.hostname
+    {
+        match nix::unistd::sethostname(h) {
+            Ok(()) => log::info!("Set hostname to: {h}"),
+            Err(e) => warnings.push(format!("sethostname {h}: {e}")),
         }
     }
-    if let (true, Some(net)) = (plan.configure_network, &meta.network) {
-        if let Err(e) = crate::network::configure(net).await {
-            warnings.push(chain(&e));
-        }
+    if let (true, Some(net)) = (plan.configure_network, &meta.network)
+        && let Err(e) = crate::network::configure(net).await
+    {
+        warnings.push(chain(&e));
     }
     if let Err(e) = winner.report_ready(Instant::now() + plan.deadline).await {
         return failed(winner.name(), chain(&e));

@@ -112,10 +112,10 @@ async fn parallel(
 ) -> Selection {
     let mut states = vec![State::Pending; providers.len()];
     for (p, s) in providers.iter().zip(states.iter_mut()) {
-        if let (Some(want), Some(is)) = (p.cloud(), dmi) {
-            if want != is {
-                *s = State::Skipped(format!("DMI says {is:?}"));
-            }
+        if let (Some(want), Some(is)) = (p.cloud(), dmi)
+            && want != is
+        {
+            *s = State::Skipped(format!("DMI says {is:?}"));
         }
     }
     for (i, p) in providers.iter().enumerate() {

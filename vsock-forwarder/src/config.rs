@@ -207,13 +207,13 @@ pub fn parse_forward(spec: &str, allow_tcp: &[SocketAddr]) -> Result<Rule, SpecE
     };
     let listen = endpoint(&spec[..split])?;
     let target = endpoint(&spec[split + 1..])?;
-    if let Endpoint::Tcp(addr) = target {
-        if !allow_tcp.contains(&addr) {
-            return Err(SpecError::TcpNotAllowed {
-                spec: spec.to_owned(),
-                addr,
-            });
-        }
+    if let Endpoint::Tcp(addr) = target
+        && !allow_tcp.contains(&addr)
+    {
+        return Err(SpecError::TcpNotAllowed {
+            spec: spec.to_owned(),
+            addr,
+        });
     }
     if matches!(listen, Endpoint::Vsock { cid, .. } if cid != CID_ANY) {
         return Err(SpecError::ListenCid {

@@ -336,15 +336,14 @@ async fn openstack_keys(s: &Session, list: &[u8], deadline: Instant) -> Vec<Stri
         .lines()
         .filter_map(|l| l.split('=').next())
     {
-        if idx.parse::<u32>().is_ok() {
-            if let Some(k) = s
+        if idx.parse::<u32>().is_ok()
+            && let Some(k) = s
                 .get(&format!("{META}public-keys/{idx}/openssh-key"), deadline)
                 .await
                 .ok()
                 .and_then(Reply::text)
-            {
-                keys.push(k);
-            }
+        {
+            keys.push(k);
         }
     }
     keys

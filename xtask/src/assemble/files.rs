@@ -150,10 +150,10 @@ fn node_kind(
 
 /// `~/` expands to `$HOME`; a relative source is relative to the blueprint's directory.
 fn source_path(source: &str, bp_dir: &Path) -> PathBuf {
-    if let Some(rest) = source.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Some(rest) = source.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     bp_dir.join(source)
 }
