@@ -117,6 +117,16 @@ pub enum OnbootError {
         /// Its exit status.
         status: std::process::ExitStatus,
     },
+    /// A runc step did not end within its bound and was killed.
+    #[error("{name}: runc {step} did not finish within {limit:?}; killed")]
+    RuncTimeout {
+        /// The container.
+        name: String,
+        /// create, start, ...
+        step: &'static str,
+        /// The bound.
+        limit: std::time::Duration,
+    },
     /// The pid file runc wrote is unreadable.
     #[error("{name}: reading pid file {}", path.display())]
     PidFile {
@@ -171,11 +181,19 @@ impl Runner<'_> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let status = command.status().map_err(|source| OnbootError::RuncSpawn {
+        let spawn_error = |source| OnbootError::RuncSpawn {
             name: name.into(),
             step: step_name,
             source,
-        })?;
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        let status = crate::runc::wait_bounded(&mut child, crate::runc::STEP_TIMEOUT)
+            .map_err(spawn_error)?
+            .ok_or_else(|| OnbootError::RuncTimeout {
+                name: name.into(),
+                step: step_name,
+                limit: crate::runc::STEP_TIMEOUT,
+            })?;
         if !status.success() {
             return Err(OnbootError::Runc {
                 name: name.into(),

@@ -2,8 +2,45 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
+use std::time::{Duration, Instant};
 
 use nix::sys::wait::WaitStatus;
+
+/// How long one runc step (`create`, `start`, `kill`, `delete`) may take: runc itself, not the container it
+/// starts. A runc wedged on a hung device or a stuck cgroup would otherwise hold the boot or the shutdown.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a runc killed at [`STEP_TIMEOUT`] may take to be reaped.
+const REAP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Waits for `child` at most `limit`; past it the child is killed and `Ok(None)` returned.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+    if let Some(status) = poll_until(child, limit)? {
+        return Ok(Some(status));
+    }
+    // Already gone between the last poll and now: kill fails, which is fine.
+    let _ = child.kill();
+    let _ = poll_until(child, REAP_TIMEOUT)?;
+    Ok(None)
+}
+
+/// Polls `child` until it exits or `limit` has passed (1 ms at first, backing off to 50 ms).
+fn poll_until(child: &mut Child, limit: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
 
 /// Finds runc: `/usr/bin/runc`, `/usr/sbin/runc` (Debian), then `$PATH`.
 pub fn find_runc() -> PathBuf {
@@ -83,5 +120,30 @@ mod tests {
             )),
             Some(137)
         );
+    }
+}
+
+#[cfg(test)]
+mod bounded_tests {
+    use super::*;
+    use std::process::Command;
+
+    #[test]
+    fn a_quick_child_is_reaped_with_its_status() {
+        let mut child = Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .expect("sh");
+        let status = wait_bounded(&mut child, Duration::from_secs(60)).expect("wait");
+        assert_eq!(status.and_then(|s| s.code()), Some(3));
+    }
+
+    #[test]
+    fn a_hung_child_is_killed_at_the_limit() {
+        let mut child = Command::new("sleep").arg("1000").spawn().expect("sleep");
+        let status = wait_bounded(&mut child, Duration::from_millis(100)).expect("wait");
+        assert_eq!(status, None);
+        // Killed and reaped: nothing is left to wait for.
+        assert!(child.try_wait().expect("try_wait").is_some());
     }
 }
