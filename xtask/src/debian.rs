@@ -42,17 +42,9 @@ pub enum DebianError {
         /// The cache directory.
         dir: PathBuf,
     },
-    /// A filesystem operation failed.
-    #[error("{op} {path}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file or process operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::path_io::PathIo),
 }
 
 /// Runs a command and returns its standard output, or an error carrying its standard error.
@@ -110,11 +102,8 @@ impl PackageCache {
 
     /// The `.deb` of `package`, downloading it when the cache has none.
     pub fn deb(&self, package: &str) -> Result<PathBuf, DebianError> {
-        std::fs::create_dir_all(&self.dir).map_err(|source| DebianError::Io {
-            op: "creating",
-            path: self.dir.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&self.dir)
+            .map_err(crate::path_io::io::<DebianError>("creating", &self.dir))?;
         if let Some(found) = self.find_deb(package)? {
             return Ok(found);
         }
@@ -128,11 +117,8 @@ impl PackageCache {
 
     fn find_deb(&self, package: &str) -> Result<Option<PathBuf>, DebianError> {
         let prefix = format!("{package}_");
-        let entries = std::fs::read_dir(&self.dir).map_err(|source| DebianError::Io {
-            op: "reading",
-            path: self.dir.clone(),
-            source,
-        })?;
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(crate::path_io::io::<DebianError>("reading", &self.dir))?;
         Ok(entries.filter_map(Result::ok).map(|e| e.path()).find(|p| {
             p.file_name()
                 .and_then(|n| n.to_str())
@@ -148,27 +134,18 @@ impl PackageCache {
         }
         let deb = self.deb(package)?;
         if dest.exists() {
-            std::fs::remove_dir_all(&dest).map_err(|source| DebianError::Io {
-                op: "removing",
-                path: dest.clone(),
-                source,
-            })?;
+            std::fs::remove_dir_all(&dest)
+                .map_err(crate::path_io::io::<DebianError>("removing", &dest))?;
         }
-        std::fs::create_dir_all(&dest).map_err(|source| DebianError::Io {
-            op: "creating",
-            path: dest.clone(),
-            source,
-        })?;
+        std::fs::create_dir_all(&dest)
+            .map_err(crate::path_io::io::<DebianError>("creating", &dest))?;
         run(
             "dpkg-deb",
             &["-x", &deb.to_string_lossy(), &dest.to_string_lossy()],
             None,
         )?;
-        std::fs::write(dest.join(".complete"), b"").map_err(|source| DebianError::Io {
-            op: "writing",
-            path: dest.clone(),
-            source,
-        })?;
+        std::fs::write(dest.join(".complete"), b"")
+            .map_err(crate::path_io::io::<DebianError>("writing", &dest))?;
         Ok(dest)
     }
 }

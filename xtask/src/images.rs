@@ -21,22 +21,13 @@ pub enum ImageError {
     /// `cargo build` of the guest binaries failed.
     #[error("building the guest binaries failed ({0})")]
     Cargo(std::process::ExitStatus),
-    /// A filesystem operation failed.
-    #[error("{op} {path}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file or process operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::path_io::PathIo),
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + use<> {
-    let path = path.to_path_buf();
-    move |source| ImageError::Io { op, path, source }
+    crate::path_io::io(op, path)
 }
 
 /// The guest programs, built static for musl.

@@ -81,22 +81,13 @@ pub enum KernelError {
         /// What modprobe said.
         detail: String,
     },
-    /// A filesystem operation failed.
-    #[error("{op} {path}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file or process operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::path_io::PathIo),
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> KernelError + use<> {
-    let path = path.to_path_buf();
-    move |source| KernelError::Io { op, path, source }
+    crate::path_io::io(op, path)
 }
 
 /// What was built.

@@ -10,6 +10,7 @@ pub mod images;
 pub mod kernel;
 pub mod oci_config;
 pub mod packages;
+pub mod path_io;
 pub mod static_go;
 pub mod store;
 pub mod vm;

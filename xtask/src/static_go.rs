@@ -46,22 +46,13 @@ pub enum StaticGoError {
         /// What it printed.
         stderr: String,
     },
-    /// A file operation or starting a program failed.
-    #[error("{op} {path}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file or process operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::path_io::PathIo),
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StaticGoError + use<> {
-    let path = path.to_path_buf();
-    move |source| StaticGoError::Io { op, path, source }
+    crate::path_io::io(op, path)
 }
 
 /// The static binaries.

@@ -53,17 +53,9 @@ pub enum VmError {
     /// A QMP exchange failed.
     #[error("QMP {0}")]
     Qmp(String),
-    /// A filesystem or process operation failed.
-    #[error("{op} {path}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file or process operation failed.
+    #[error(transparent)]
+    Io(#[from] crate::path_io::PathIo),
 }
 
 /// How a VM ended.
@@ -186,11 +178,8 @@ impl VmConfig {
                 });
             }
         }
-        std::fs::create_dir_all(&self.workdir).map_err(|source| VmError::Io {
-            op: "creating",
-            path: self.workdir.clone(),
-            source,
-        })
+        std::fs::create_dir_all(&self.workdir)
+            .map_err(crate::path_io::io::<VmError>("creating", &self.workdir))
     }
 }
 

@@ -27,11 +27,7 @@ struct State {
 impl Console {
     /// Starts copying the child's stdout (the console) and stderr (qemu's own messages) into `log`.
     pub fn capture(child: &mut Child, log: &Path, echo: bool) -> Result<Arc<Self>, VmError> {
-        let file = File::create(log).map_err(|source| VmError::Io {
-            op: "creating",
-            path: log.into(),
-            source,
-        })?;
+        let file = File::create(log).map_err(crate::path_io::io::<VmError>("creating", log))?;
         let console = Arc::new(Self {
             state: Mutex::default(),
             changed: Condvar::new(),
