@@ -74,16 +74,7 @@ pub fn run(console: &Console, settings: &SessionSettings) -> i32 {
 }
 
 /// An error with its causes, `outer: inner: ...`.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use logging::error_chain as chain;
 
 /// Starts each session in a forked child of the (single-threaded) getty process.
 #[derive(Debug)]

@@ -84,6 +84,18 @@ pub fn init(prefix: &'static str, verbosity: Verbosity) {
     }
 }
 
+/// An error and its causes on one line: `outer: cause: root cause`, as every program prints them.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,13 +40,4 @@ pub mod timeline;
 pub mod volumes;
 
 /// An error and its causes on one line: `outer: cause: root cause`.
-pub fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use logging::error_chain as describe;

@@ -379,14 +379,5 @@ mod tests {
         assert!(check_unique_listeners(&[a, b]).is_err());
     }
 
-    fn error_chain(err: &dyn std::error::Error) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
+    use logging::error_chain;
 }

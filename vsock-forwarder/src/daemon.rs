@@ -83,13 +83,4 @@ fn target_text(target: &crate::endpoint::Endpoint) -> String {
 }
 
 /// `error: cause: cause…` on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use logging::error_chain;

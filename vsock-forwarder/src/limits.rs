@@ -141,16 +141,7 @@ pub fn parse_idle_timeout(text: &str) -> Result<Option<Duration>, LimitError> {
 mod tests {
     use super::*;
 
-    fn chain(err: &dyn std::error::Error) -> String {
-        let mut text = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
-    }
+    use logging::error_chain as chain;
 
     #[test]
     fn counts_are_accepted_from_1_to_the_maximum() {
