@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 pub use xtask::vm::{Vm, VmConfig, VmExit};
 use xtask::{Paths, build};
 
@@ -31,6 +31,31 @@ pub fn scratch(name: &str) -> Result<PathBuf> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Builds `dir/cidata.iso`, a NoCloud CD-ROM (volume id `cidata`) holding `user_data` and a `meta-data` with
+/// `instance_id`.
+pub fn cidata_iso(dir: &Path, user_data: &str, instance_id: &str) -> Result<PathBuf> {
+    let tree = dir.join("cidata");
+    std::fs::create_dir_all(&tree)?;
+    std::fs::write(tree.join("user-data"), user_data)?;
+    std::fs::write(
+        tree.join("meta-data"),
+        format!("instance-id: {instance_id}\n"),
+    )?;
+    let iso = dir.join("cidata.iso");
+    let out = std::process::Command::new("genisoimage")
+        .args(["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output"])
+        .arg(&iso)
+        .arg(&tree)
+        .output()
+        .context("running genisoimage: it is missing (apt-get install genisoimage; scripts/install-deps does)")?;
+    ensure!(
+        out.status.success(),
+        "genisoimage failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(iso)
 }
 
 /// Fails unless the image store holds the kernel and guest images.

@@ -15,9 +15,6 @@
 //! `runc`, bound by the getty package from the init image into the getty container (which has no glibc),
 //! run there: `ctr --version`, `runc --version` and `ctr -n services.linuxkit tasks ls` listing getty.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use anyhow::{Context, Result, ensure};
 use std::time::Duration;
 
@@ -87,31 +84,10 @@ files:
       printf "metadata test suite PASSED\n"
 "#;
 
-/// Builds `dir/cidata.iso` (volume id `cidata`) with the userdata and a `meta-data`.
-fn cidata_iso(dir: &Path) -> Result<PathBuf> {
-    let tree = dir.join("cidata");
-    std::fs::create_dir_all(&tree)?;
-    std::fs::write(tree.join("user-data"), USERDATA)?;
-    std::fs::write(tree.join("meta-data"), "instance-id: iid-linuxkit-cidata\n")?;
-    let iso = dir.join("cidata.iso");
-    let out = Command::new("genisoimage")
-        .args(["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output"])
-        .arg(&iso)
-        .arg(&tree)
-        .output()
-        .context("running genisoimage: it is missing (apt-get install genisoimage)")?;
-    ensure!(
-        out.status.success(),
-        "genisoimage failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(iso)
-}
-
 #[test]
 fn linuxkit_cidata_test_passes_with_guestkit_images_and_every_bind_source_exists() -> Result<()> {
     let dir = scratch("linuxkit-cidata-iso")?;
-    let iso = cidata_iso(&dir)?;
+    let iso = system_tests::cidata_iso(&dir, USERDATA, "iid-linuxkit-cidata")?;
     let mut config = assemble_yaml(CIDATA_BLUEPRINT, "linuxkit-cidata")?;
     config
         .extra_args

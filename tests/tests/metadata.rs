@@ -18,8 +18,7 @@ mod fat_loop;
 #[path = "metadata/imds.rs"]
 mod imds;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail, ensure};
 use imds::{Imds, Instance, Served};
@@ -116,32 +115,10 @@ fn cidata_userdata() -> String {
     .to_string()
 }
 
-/// Builds `dir/cidata.iso` (volume id `cidata`, Rock Ridge and Joliet) holding `user-data` and
-/// `meta-data`.
-fn build_cidata_iso(dir: &Path) -> Result<PathBuf> {
-    let tree = dir.join("cidata");
-    std::fs::create_dir_all(&tree)?;
-    std::fs::write(tree.join("user-data"), cidata_userdata())?;
-    std::fs::write(tree.join("meta-data"), "instance-id: iid-cidata-vm-test\n")?;
-    let iso = dir.join("cidata.iso");
-    let out = Command::new("genisoimage")
-        .args(["-quiet", "-volid", "cidata", "-joliet", "-rock", "-output"])
-        .arg(&iso)
-        .arg(&tree)
-        .output()
-        .context("running genisoimage: it is missing (apt-get install genisoimage; scripts/install-deps does)")?;
-    ensure!(
-        out.status.success(),
-        "genisoimage failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(iso)
-}
-
 #[test]
 fn cdrom_cidata_reaches_a_later_service() -> Result<()> {
     let dir = scratch("metadata-cdrom-iso")?;
-    let iso = build_cidata_iso(&dir)?;
+    let iso = system_tests::cidata_iso(&dir, &cidata_userdata(), "iid-cidata-vm-test")?;
     let config = example(
         "metadata-cdrom",
         vec!["-cdrom".into(), iso.display().to_string()],
