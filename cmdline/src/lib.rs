@@ -1,0 +1,1 @@
+//! The kernel command line, tokenised as the kernel does (being filled in).

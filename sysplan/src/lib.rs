@@ -1,0 +1,1 @@
+//! Mount options and the Sys seam shared by init and service (being filled in).
