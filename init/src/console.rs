@@ -14,13 +14,12 @@ pub fn line(text: &str) {
     let _ = err.write_all(b"\n");
 }
 
-/// If the kernel started init without stdin, stdout or stderr (no `/dev/console` in the initramfs), points
+/// If the kernel started init without stdin, stdout or stderr (no `/dev/console` where init started), points
 /// each missing one at `console`, so later output and children's stdio reach the console.
 ///
-/// Rust's runtime reopens closed descriptors 0–2 on `/dev/null` before `main`, so "missing" here means
-/// closed *or* `/dev/null`: the kernel never hands PID 1 `/dev/null`. (When `/dev/null` is missing as well,
-/// the runtime aborts before `main`, which no code in `main` can prevent; the images carry `/dev/console`
-/// and the kernel's built-in initramfs adds it too.)
+/// Rust's runtime reopens closed descriptors 0–2 on `/dev/null` before `main`, and
+/// [`crate::sys::early_stdio`] opens a placeholder before that when `/dev/console` is missing, so "missing"
+/// here means closed, `/dev/null` or the placeholder: the kernel never hands PID 1 either.
 pub fn ensure_stdio(console: &Path) {
     let missing: Vec<i32> = (0..=2)
         .filter(|fd| stdio_state(*fd) != StdioState::Other)
@@ -54,6 +53,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let file = std::fs::File::create(dir.path().join("f")).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(stdio_state(file.as_raw_fd()), StdioState::Other);
+        let root = std::fs::File::open("/").unwrap_or_else(|e| panic!("/: {e}"));
+        assert_eq!(stdio_state(root.as_raw_fd()), StdioState::Placeholder);
         // Far above any descriptor the test process opens.
         assert_eq!(stdio_state(1_000_000), StdioState::Closed);
     }

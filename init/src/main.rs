@@ -9,6 +9,7 @@ use init::sys::{self, RealSys};
 use init::{boot, modules, panic_hook, timeline_svg, usermode_helper};
 
 fn main() -> ExitCode {
+    sys::early_stdio::keep();
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();

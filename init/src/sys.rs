@@ -3,6 +3,8 @@
 //!
 //! All of the crate's `unsafe` lives in this module.
 
+pub mod early_stdio;
+
 use std::ffi::CStr;
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::Write;
@@ -317,6 +319,9 @@ pub enum StdioState {
     /// The `/dev/null` character device (1:3), as Rust's runtime leaves a descriptor the kernel did not
     /// open: before `main` it reopens closed 0–2 on `/dev/null`.
     Null,
+    /// A directory: the placeholder [`early_stdio`] opens when the kernel gave PID 1 no descriptors and there
+    /// was no `/dev/console` to open.
+    Placeholder,
     /// Anything else (the console, a pipe, a file).
     Other,
 }
@@ -332,7 +337,9 @@ pub fn stdio_state(fd: std::os::fd::RawFd) -> StdioState {
         return StdioState::Closed;
     }
     let is_char = stat.st_mode & libc::S_IFMT == libc::S_IFCHR;
-    if is_char && libc::major(stat.st_rdev) == 1 && libc::minor(stat.st_rdev) == 3 {
+    if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        StdioState::Placeholder
+    } else if is_char && libc::major(stat.st_rdev) == 1 && libc::minor(stat.st_rdev) == 3 {
         StdioState::Null
     } else {
         StdioState::Other

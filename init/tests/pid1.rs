@@ -392,3 +392,66 @@ fn timeline_records_each_hook() {
         "{svg}"
     );
 }
+
+#[test]
+fn starts_without_descriptors_dev_console_or_dev_null() {
+    // The kernel hands PID 1 no descriptors when there is no /dev/console; Rust's runtime would then abort
+    // for want of /dev/null. Here /dev is an empty tmpfs and init starts with 0–2 closed.
+    require_root_and_unshare();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let d = dir.path();
+    for sub in ["init.d", "shutdown.d"] {
+        std::fs::create_dir(d.join(sub)).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    }
+    let report = d.join("fds");
+    write_script(
+        &d.join("init.d/010-report"),
+        "ls -l /proc/1/fd > \"$TESTDIR/fds.tmp\" 2>&1; mv \"$TESTDIR/fds.tmp\" \"$TESTDIR/fds\"",
+    );
+    std::fs::write(d.join("cmdline"), "").unwrap_or_else(|e| panic!("cmdline: {e}"));
+    let mut unshare = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "--uts", "sh", "-c"])
+        .arg("mount -t tmpfs none /dev && exec \"$0\" 0<&- 1>&- 2>&-")
+        .arg(env!("CARGO_BIN_EXE_init"))
+        .env("GUESTKIT_INIT_D", d.join("init.d"))
+        .env("GUESTKIT_SHUTDOWN_D", d.join("shutdown.d"))
+        .env("GUESTKIT_TIMELINE", d.join("timeline.jsonl"))
+        .env("GUESTKIT_CMDLINE", d.join("cmdline"))
+        .env("GUESTKIT_SERVICE", d.join("service"))
+        .env("GUESTKIT_CONTAINERD_SOCK", d.join("containerd.sock"))
+        .env("TESTDIR", d)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting unshare: {e}"));
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !report.exists() {
+        if let Ok(Some(status)) = unshare.try_wait() {
+            panic!("init ended before its boot hook ran: {status:?}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the boot hook never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let fds = std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("fds: {e}"));
+    for fd in 0..=2 {
+        assert!(
+            fds.lines().any(|l| l.ends_with(&format!(" {fd} -> /"))),
+            "descriptor {fd} of init is not the `/` placeholder:\n{fds}"
+        );
+    }
+    let pid = unshare.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let init = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unshare has no child: {children:?}"));
+    kill(Pid::from_raw(init), Signal::SIGUSR2).unwrap_or_else(|e| panic!("kill: {e}"));
+    let status = unshare.wait().unwrap_or_else(|e| panic!("wait: {e}"));
+    assert_eq!(status.signal(), Some(libc::SIGINT), "{status:?}");
+}
