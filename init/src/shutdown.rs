@@ -1,6 +1,6 @@
 //! Shutdown (LinuxKit `rc.shutdown`, docs/linuxkit.md §6, plus a graceful service stop): shutdown hooks, `service
 //! shutdown`, SIGTERM to everyone, a bounded wait, SIGKILL, sync, unmount disk filesystems in reverse
-//! mount order, then `reboot(2)`.
+//! mount order (each of sync and the unmounts bounded by T), then `reboot(2)`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crate::hooks;
 use crate::layout::Layout;
 use crate::power::PowerAction;
 use crate::supervisor::{Signals, describe, wait_for_all, wait_until};
-use crate::sys::{MountArgs, Sys};
+use crate::sys::{MountArgs, RealSys, Sys};
 use crate::timeline::Timeline;
 
 /// Filesystem types unmounted normally at shutdown.
@@ -100,9 +100,9 @@ impl Budget {
     }
 
     /// The longest shutdown waits in all: every share, [`KILL_WAIT`] after each of the three kills, and
-    /// `sync`, which gets the SIGTERM share again.
+    /// `sync` and the unmounts, which get the SIGTERM share again each.
     pub fn total(&self) -> Duration {
-        self.hooks + self.service + self.term * 2 + KILL_WAIT * 3
+        self.hooks + self.service + self.term * 3 + KILL_WAIT * 3
     }
 }
 
@@ -200,7 +200,7 @@ pub fn shutdown(ctx: &ShutdownContext<'_>, timeline: &mut Timeline, action: Powe
         );
     }
     if ctx.unmount {
-        unmount_all(ctx);
+        unmount_all(ctx.budget.term);
     }
     timeline.event("shutdown-end", Some(action.name()));
     log::info!("{}", action.progress());
@@ -234,11 +234,36 @@ fn stop_everything(ctx: &ShutdownContext<'_>) {
     }
 }
 
-fn unmount_all(ctx: &ShutdownContext<'_>) {
+/// Unmounts the machine's filesystems with the real system, at most T.
+fn unmount_all(bound: Duration) {
     let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else {
         return;
     };
-    unmount_mounts(ctx.sys, &mounts);
+    if !unmount_bounded(&RealSys, mounts, bound) {
+        log::warn!(
+            "unmounting did not finish within {:.1}s (guestkit.shutdown_timeout); going on",
+            bound.as_secs_f64()
+        );
+    }
+}
+
+/// [`unmount_mounts`] on a thread, waited for at most `bound`: an unmount can block for good on a dead disk
+/// or server, and power-off must go on. False when the bound was spent (the thread is left behind).
+pub fn unmount_bounded(sys: &'static dyn Sys, proc_mounts: String, bound: Duration) -> bool {
+    let (done, finished) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("unmount".into())
+        .spawn(move || {
+            unmount_mounts(sys, &proc_mounts);
+            let _ = done.send(());
+        });
+    match spawned {
+        Ok(_) => finished.recv_timeout(bound).is_ok(),
+        Err(e) => {
+            log::warn!("unmounting: no thread ({e}); leaving filesystems mounted");
+            true
+        }
+    }
 }
 
 /// Unmounts what [`unmount_order`] lists; a disk filesystem that stays busy is remounted read-only
@@ -351,11 +376,11 @@ short line
         assert_eq!(budget.hooks, Duration::from_secs(4));
         assert_eq!(budget.service, Duration::from_secs(4));
         assert_eq!(budget.term, Duration::from_secs(2));
-        assert_eq!(budget.total(), Duration::from_secs(18));
+        assert_eq!(budget.total(), Duration::from_secs(20));
         let default = Budget::split(crate::cmdline::DEFAULT_SHUTDOWN_TIMEOUT);
-        assert_eq!(default.total(), Duration::from_secs(36));
+        assert_eq!(default.total(), Duration::from_secs(41));
         let max = Budget::split(crate::cmdline::MAX_SHUTDOWN_TIMEOUT);
-        assert_eq!(max.total(), Duration::from_secs(6 * 3600 + 6));
+        assert_eq!(max.total(), Duration::from_secs(7 * 3600 + 6));
     }
 
     #[test]

@@ -353,9 +353,9 @@ pub fn wedged() -> Result<()> {
     let end = timeline_ms(&console, "shutdown-end", "poweroff")?;
     eprintln!(
         "wedged shutdown: hook killed after {hook:.1}s, service shutdown after {service:.1}s, \
-         shutdown took {} ms in the guest (bound {}s: 6T + 3 kill waits of 2 s)",
+         shutdown took {} ms in the guest (bound {}s: 7T + 3 kill waits of 2 s)",
         end.saturating_sub(start),
-        6 * WEDGE_BOUND_SECS + 6
+        7 * WEDGE_BOUND_SECS + 6
     );
     let (payload, fsck) = read_back(&disk)?;
     ensure!(
