@@ -19,6 +19,9 @@ pub struct BootOptions {
     /// `guestkit.onboot_log_max_bytes=N`: the cap of each onboot/onshutdown log file (None: the default,
     /// [`crate::logs::DEFAULT_ONBOOT_LOG_CAP`]).
     pub onboot_log_max_bytes: Option<u64>,
+    /// `guestkit.service_log_max_bytes=N`: the size at which `service supervise` rotates a service's log file
+    /// (None: the default, [`crate::logs::DEFAULT_SERVICE_LOG_CAP`]; 0: never).
+    pub service_log_max_bytes: Option<u64>,
 }
 
 /// Parses a kernel command line. Unknown or malformed values are reported in the returned warnings and
@@ -38,20 +41,30 @@ pub fn parse_boot_options(cmdline: &str) -> (BootOptions, Vec<String>) {
                     "/proc/cmdline: ignoring guestkit.onboot_timeout={value:?}: {err}"
                 )),
             },
-            "guestkit.onboot_log_max_bytes" => match value.parse::<u64>() {
-                Ok(bytes) if bytes <= crate::logs::MAX_ONBOOT_LOG_CAP => {
-                    options.onboot_log_max_bytes = Some(bytes);
-                }
-                _ => warnings.push(format!(
-                    "/proc/cmdline: ignoring guestkit.onboot_log_max_bytes={value:?}: not a whole \
-                     number of bytes up to {}",
-                    crate::logs::MAX_ONBOOT_LOG_CAP
-                )),
-            },
+            "guestkit.onboot_log_max_bytes" => {
+                options.onboot_log_max_bytes = log_cap(key, value, &mut warnings);
+            }
+            "guestkit.service_log_max_bytes" => {
+                options.service_log_max_bytes = log_cap(key, value, &mut warnings);
+            }
             _ => {}
         }
     }
     (options, warnings)
+}
+
+/// A log cap in bytes, up to [`crate::logs::MAX_LOG_CAP`]; anything else is a warning and None.
+fn log_cap(key: &str, value: &str, warnings: &mut Vec<String>) -> Option<u64> {
+    match value.parse::<u64>() {
+        Ok(bytes) if bytes <= crate::logs::MAX_LOG_CAP => Some(bytes),
+        _ => {
+            warnings.push(format!(
+                "/proc/cmdline: ignoring {key}={value:?}: not a whole number of bytes up to {}",
+                crate::logs::MAX_LOG_CAP
+            ));
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -70,7 +83,13 @@ mod tests {
     }
 
     #[test]
-    fn log_cap_is_range_checked() {
+    fn log_caps_are_range_checked() {
+        assert_eq!(
+            parse_boot_options("guestkit.service_log_max_bytes=65536")
+                .0
+                .service_log_max_bytes,
+            Some(65536)
+        );
         assert_eq!(
             parse_boot_options("guestkit.onboot_log_max_bytes=4096")
                 .0
@@ -92,13 +111,18 @@ mod tests {
             "lots",
             "",
         ] {
-            let (options, warnings) =
-                parse_boot_options(&format!("guestkit.onboot_log_max_bytes={bad}"));
-            assert_eq!(options.onboot_log_max_bytes, None, "{bad}");
-            assert!(
-                warnings.len() == 1 && warnings[0].contains("guestkit.onboot_log_max_bytes"),
-                "{bad}: {warnings:?}"
-            );
+            for key in [
+                "guestkit.onboot_log_max_bytes",
+                "guestkit.service_log_max_bytes",
+            ] {
+                let (options, warnings) = parse_boot_options(&format!("{key}={bad}"));
+                assert_eq!(options.onboot_log_max_bytes, None, "{bad}");
+                assert_eq!(options.service_log_max_bytes, None, "{bad}");
+                assert!(
+                    warnings.len() == 1 && warnings[0].contains(key),
+                    "{bad}: {warnings:?}"
+                );
+            }
         }
     }
 

@@ -74,8 +74,10 @@ pub fn send_to_memlogd(socket_path: &Path, name: &str, fd: &OwnedFd) -> Result<(
 
 /// The default cap of an onboot/onshutdown log file (`guestkit.onboot_log_max_bytes`).
 pub const DEFAULT_ONBOOT_LOG_CAP: u64 = 16 << 20;
-/// The largest cap accepted.
-pub const MAX_ONBOOT_LOG_CAP: u64 = 1 << 40;
+/// The default size at which a service's log file is rotated (`guestkit.service_log_max_bytes`).
+pub const DEFAULT_SERVICE_LOG_CAP: u64 = 16 << 20;
+/// The largest log cap accepted.
+pub const MAX_LOG_CAP: u64 = 1 << 40;
 
 /// Copies `from` into `to` until end of file, keeping the first `cap` bytes; the rest is read and dropped
 /// (so the writer never blocks), and one line saying how much was dropped ends the copy. Returns the
@@ -184,6 +186,49 @@ fn memlogd_fifo(path: &Path, log_name: &str, memlogd_socket: &Path) -> Result<Pa
     Ok(path)
 }
 
+/// Rotates every `*.log` file in `dir` that has grown past `cap` bytes (see [`rotate_if_over`]); a cap of 0
+/// rotates nothing. Errors are logged: a log that cannot be rotated must not stop the supervisor.
+pub fn cap_log_files(dir: &Path, cap: u64) {
+    if cap == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log")
+            && let Err(err) = rotate_if_over(&path, cap)
+        {
+            log::warn!("rotating {}: {err}", path.display());
+        }
+    }
+}
+
+/// When the file at `path` is over `cap` bytes: copies it to `<path>.1` (replacing the previous part) and
+/// empties it, leaving one line that says so. The writer (containerd's shim, which opens service logs with
+/// `O_APPEND`) goes on writing at the new end, so a service's log takes at most twice the cap plus what it
+/// writes between two checks. Returns whether it rotated.
+pub fn rotate_if_over(path: &Path, cap: u64) -> std::io::Result<bool> {
+    if std::fs::metadata(path)?.len() <= cap {
+        return Ok(false);
+    }
+    let mut previous = path.as_os_str().to_owned();
+    previous.push(".1");
+    std::fs::copy(path, &previous)?;
+    let file = std::fs::OpenOptions::new().write(true).open(path)?;
+    file.set_len(0)?;
+    let name = Path::new(&previous)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    writeln!(
+        &file,
+        "[log rotated at {cap} bytes: the previous part is {name}]"
+    )?;
+    Ok(true)
+}
+
 /// Releases readers still blocked on service FIFOs after a failed start (opening the write end wakes them;
 /// memlogd then sees end-of-file at once).
 pub fn release_fifos(paths: &[&Path]) {
@@ -234,6 +279,32 @@ pub fn memlogd_message_for(line: &str, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logs_over_the_cap_are_rotated_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let log = dir.path().join("web.log");
+        let small = dir.path().join("db.log");
+        std::fs::write(&log, "x".repeat(100)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&small, "y".repeat(10)).unwrap_or_else(|e| panic!("{e}"));
+        cap_log_files(dir.path(), 50);
+        let rotated = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            rotated,
+            "[log rotated at 50 bytes: the previous part is web.log.1]\n"
+        );
+        let previous = dir.path().join("web.log.1");
+        assert_eq!(
+            std::fs::read_to_string(&previous).ok(),
+            Some("x".repeat(100))
+        );
+        assert_eq!(std::fs::read_to_string(&small).ok(), Some("y".repeat(10)));
+        assert!(!dir.path().join("db.log.1").exists());
+        // Under the cap again: nothing happens; a cap of 0 never rotates.
+        assert_eq!(rotate_if_over(&log, 1000).ok(), Some(false));
+        cap_log_files(dir.path(), 0);
+        assert_eq!(std::fs::read_to_string(&log).ok(), Some(rotated));
+    }
 
     #[test]
     fn copies_keep_the_first_bytes_up_to_the_cap() {

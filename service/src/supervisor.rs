@@ -1,7 +1,8 @@
 //! The restart supervisor: a long-lived `service supervise` process that system-init leaves behind (LinuxKit
 //! has none, #4121). It polls the tasks of services whose runtime.json has a `restart` policy and restarts
 //! them after a capped exponential backoff; a task that ran `resetAfter` seconds resets the backoff.
-//! Services stopped with `stop`/`shutdown` are never restarted.
+//! Services stopped with `stop`/`shutdown` are never restarted. It also keeps service log files under their
+//! cap (`guestkit.service_log_max_bytes`), rotating them once a second when they grow past it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ use crate::timeline::{self, boottime_ms};
 
 /// How often tasks are polled.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Service log files are checked against their cap every this many polls (once a second).
+const POLLS_PER_LOG_CHECK: u32 = 4;
 
 /// Backoff bookkeeping of one service.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -166,9 +169,15 @@ pub async fn supervise<R: Runtime>(services: &Services<'_, R>) -> u8 {
             return 1;
         }
     };
+    let log_cap = service_log_cap(layout);
     let mut backoffs = HashMap::new();
+    let mut polls = 0u32;
     loop {
         services.supervise_once(&mut backoffs).await;
+        polls = polls.wrapping_add(1);
+        if polls.is_multiple_of(POLLS_PER_LOG_CHECK) {
+            crate::logs::cap_log_files(&layout.var_log_dir, log_cap);
+        }
         tokio::select! {
             _ = term.recv() => break,
             () = tokio::time::sleep(POLL_INTERVAL) => {}
@@ -176,6 +185,17 @@ pub async fn supervise<R: Runtime>(services: &Services<'_, R>) -> u8 {
     }
     let _ = std::fs::remove_file(pid_file(layout));
     0
+}
+
+/// `guestkit.service_log_max_bytes` from the kernel command line, or the default.
+fn service_log_cap(layout: &Layout) -> u64 {
+    let cmdline = std::fs::read_to_string(&layout.cmdline).unwrap_or_default();
+    let (boot, warnings) = crate::cmdline::parse_boot_options(&cmdline);
+    for warning in warnings {
+        log::warn!("{warning}");
+    }
+    boot.service_log_max_bytes
+        .unwrap_or(crate::logs::DEFAULT_SERVICE_LOG_CAP)
 }
 
 /// Starts `service supervise` in its own process group, detached (system-init exits right after).
