@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod console;
 pub mod crypt;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod issue;
 pub mod login;

@@ -16,6 +16,7 @@ pub mod confined;
 pub mod disk;
 pub mod dmi;
 pub mod fat_chains;
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod http;
 pub mod iso9660;

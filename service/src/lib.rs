@@ -8,7 +8,7 @@
 //!
 //! Modules: [`cli`] (flags, argv0 table) → [`commands`] (glue); [`runtime_json`], [`mount_options`],
 //! [`bundle`] (parsers); [`prepare`] and [`process_setup`] (runtime.json phases A and B); [`runtime`] (the
-//! containerd trait) with [`containerd`] and [`fake_runtime`]; [`services`] (start/stop/restart/shutdown),
+//! containerd trait) with [`containerd`] (and `fake_runtime`, for tests: the `test-support` feature); [`services`] (start/stop/restart/shutdown),
 //! [`system_init`], [`onboot`], [`volumes`], [`supervisor`], [`status`]; [`logs`], [`state`], [`timeline`],
 //! [`layout`], [`cmdline`].
 #![warn(missing_docs)]
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cmdline;
 pub mod commands;
 pub mod containerd;
+#[cfg(any(test, feature = "test-support"))]
 pub mod fake_runtime;
 pub mod layout;
 pub mod logs;
